@@ -1,0 +1,3 @@
+//! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
+
+pub mod selector;
