@@ -1,3 +1,4 @@
 //! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
 
+pub mod lifecycle;
 pub mod selector;

@@ -1,0 +1,811 @@
+//! The rules: each a pure function over the previous view of the same pod uid (if any) and
+//! the current one. Severity `violation` only for what SEMANTICS B7 calls definite.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::phase::{container_should_restart, describe_policy, expected_phase, may_ever_restart};
+use super::time::{Seconds, Timestamp};
+use super::view::{
+    ConditionStatus, ConditionType, ContainerSpec, ContainerState, ContainerStatus, Phase, PodView,
+    Terminated,
+};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Violation,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Violation => "violation",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! rules {
+    ($($variant:ident = $id:literal, $sev:ident, $state:literal, $fn:ident, $doc:literal;)*) => {
+        /// Stable rule ids.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+        pub enum RuleId {
+            $(#[doc = $doc] #[serde(rename = $id)] $variant,)*
+        }
+
+        impl RuleId {
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(RuleId::$variant => $id,)* }
+            }
+
+            pub fn severity(self) -> Severity {
+                match self { $(RuleId::$variant => Severity::$sev,)* }
+            }
+
+            /// What the rule checks, in one sentence.
+            pub fn description(self) -> &'static str {
+                match self { $(RuleId::$variant => $doc,)* }
+            }
+
+            /// A state rule reports when its condition appears on a pod (not again on every
+            /// snapshot while it holds); the others report each offending transition.
+            pub fn is_state(self) -> bool {
+                match self { $(RuleId::$variant => $state,)* }
+            }
+
+            fn check(self, input: &Input<'_>, out: &mut Vec<Finding>) {
+                match self { $(RuleId::$variant => $fn(input, out),)* }
+            }
+        }
+    };
+}
+
+rules! {
+    TerminalPhaseRegression = "terminal-phase-regression", Violation, false, terminal_phase_regression,
+        "The phase left Succeeded or Failed.";
+    RestartAgainstPolicy = "restart-against-policy", Violation, false, restart_against_policy,
+        "A terminated container ran again although its effective restart policy does not restart that exit.";
+    TerminalPhaseReady = "terminal-phase-ready", Violation, true, terminal_phase_ready,
+        "A Succeeded or Failed pod has Ready or ContainersReady True.";
+    ReadyWithoutContainersReady = "ready-without-containers-ready", Violation, true, ready_without_containers_ready,
+        "Ready is True while ContainersReady or a readiness gate is not True.";
+    ContainersReadyMismatch = "containers-ready-mismatch", Violation, true, containers_ready_mismatch,
+        "ContainersReady is True while a container or sidecar is not ready or has no status.";
+    SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
+        "The phase is Succeeded while a container is not terminated with exit code 0.";
+    ConditionTimeChurn = "condition-time-churn", Violation, false, condition_time_churn,
+        "A kubelet-owned condition changed lastTransitionTime without changing status.";
+    RestartCountDecreased = "restart-count-decreased", Violation, false, restart_count_decreased,
+        "A container's restartCount went down.";
+    PhaseMismatch = "phase-mismatch", Warning, true, phase_mismatch,
+        "The observed phase differs from the phase the kubelet computes from the container states.";
+    UnknownDisruptionReason = "unknown-disruption-reason", Warning, true, unknown_disruption_reason,
+        "A DisruptionTarget condition carries a reason outside the known set.";
+    PhaseUnknown = "phase-unknown", Warning, true, phase_unknown,
+        "The phase is Unknown.";
+    FailedWithRunningContainers = "failed-with-running-containers", Warning, true, failed_with_running_containers,
+        "The phase is Failed while a container still runs.";
+    RestartUnderNever = "restart-under-never", Warning, true, restart_under_never,
+        "A container that is never restarted has a restartCount above zero.";
+    RestartFasterThanBackoff = "restart-faster-than-backoff", Warning, false, restart_faster_than_backoff,
+        "A container restarted sooner than the crash-loop back-off allows.";
+    StuckPending = "stuck-pending", Warning, true, stuck_pending,
+        "The pod stayed Pending longer than the policy allows.";
+    RestartBudgetExceeded = "restart-budget-exceeded", Warning, true, restart_budget_exceeded,
+        "The pod restarted more often within the window than the policy's budget.";
+    OomKilled = "oom-killed", Info, false, oom_killed,
+        "A container was killed for exceeding its memory limit.";
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuleId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RuleId::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown rule {s:?}"))
+    }
+}
+
+/// A set of rules as a bit mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuleSet(u32);
+
+impl RuleSet {
+    pub fn insert(&mut self, r: RuleId) {
+        self.0 |= 1 << r as u32;
+    }
+    pub fn contains(self, r: RuleId) -> bool {
+        self.0 & (1 << r as u32) != 0
+    }
+}
+
+impl FromIterator<RuleId> for RuleSet {
+    fn from_iter<I: IntoIterator<Item = RuleId>>(iter: I) -> Self {
+        let mut s = RuleSet::default();
+        iter.into_iter().for_each(|r| s.insert(r));
+        s
+    }
+}
+
+/// At most this many restarts in `window` before `restart-budget-exceeded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartBudget {
+    pub count: u32,
+    pub window: Seconds,
+}
+
+/// Per-policy rule settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSettings {
+    pub disabled: RuleSet,
+    pub stuck_pending_after: Seconds,
+    pub restart_budget: RestartBudget,
+}
+
+impl RuleSettings {
+    pub const DEFAULT_STUCK_PENDING_AFTER: Seconds = Seconds(600);
+    pub const DEFAULT_RESTART_BUDGET: RestartBudget = RestartBudget {
+        count: 5,
+        window: Seconds(3600),
+    };
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            disabled: RuleSet::default(),
+            stuck_pending_after: Self::DEFAULT_STUCK_PENDING_AFTER,
+            restart_budget: Self::DEFAULT_RESTART_BUDGET,
+        }
+    }
+}
+
+/// One problem found on one pod snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub rule: RuleId,
+    pub severity: Severity,
+    pub namespace: String,
+    pub pod: String,
+    pub uid: String,
+    pub resource_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+}
+
+impl Finding {
+    fn new(rule: RuleId, pod: &PodView, message: String) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            namespace: pod.namespace.to_string(),
+            pod: pod.name.to_string(),
+            uid: pod.uid.to_string(),
+            resource_version: pod.resource_version.to_string(),
+            container: None,
+            message,
+            expected: None,
+            observed: None,
+        }
+    }
+    fn container(mut self, name: &str) -> Self {
+        self.container = Some(name.to_string());
+        self
+    }
+    fn values(mut self, expected: impl Into<String>, observed: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self.observed = Some(observed.into());
+        self
+    }
+}
+
+/// What one evaluation sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The previous view of the same uid, if there was one.
+    pub prev: Option<&'a PodView>,
+    pub cur: &'a PodView,
+    pub settings: &'a RuleSettings,
+    /// The time of the evaluation: wall clock live, the stream's latest time offline.
+    pub now: Timestamp,
+    /// Restarts of this pod within the budget window, this transition's included.
+    pub restarts_in_window: u32,
+}
+
+/// Evaluate every enabled rule, in rule order.
+pub fn evaluate(input: &Input<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for &rule in RuleId::ALL {
+        if !input.settings.disabled.contains(rule) {
+            rule.check(input, &mut out);
+        }
+    }
+    out
+}
+
+/// Which kind of container a spec entry is, for messages.
+#[derive(Clone, Copy)]
+enum Kind {
+    Init,
+    Sidecar,
+    Regular,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Init => "init container",
+            Kind::Sidecar => "sidecar",
+            Kind::Regular => "container",
+        }
+    }
+}
+
+/// Every container of `pod` with its kind and its status in `pod` (if any).
+fn containers(
+    pod: &PodView,
+) -> impl Iterator<Item = (Kind, &ContainerSpec, Option<&ContainerStatus>)> {
+    let init = pod.spec.init_containers.iter().map(move |c| {
+        let kind = if c.is_sidecar() {
+            Kind::Sidecar
+        } else {
+            Kind::Init
+        };
+        (kind, c, pod.init_container_status(&c.name))
+    });
+    let regular = pod
+        .spec
+        .containers
+        .iter()
+        .map(move |c| (Kind::Regular, c, pod.container_status(&c.name)));
+    init.chain(regular)
+}
+
+/// The status of the same container (same list) in another view.
+fn status_in<'a>(pod: &'a PodView, kind: Kind, name: &str) -> Option<&'a ContainerStatus> {
+    match kind {
+        Kind::Regular => pod.container_status(name),
+        Kind::Init | Kind::Sidecar => pod.init_container_status(name),
+    }
+}
+
+fn names(list: &[&str]) -> String {
+    list.join(", ")
+}
+
+fn terminal_phase_regression(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    let (was, now) = (prev.phase(), i.cur.phase());
+    if was.is_terminal() && now != was {
+        out.push(
+            Finding::new(
+                RuleId::TerminalPhaseRegression,
+                i.cur,
+                format!("phase left the terminal phase {was}: {was} -> {now}"),
+            )
+            .values(was.as_str(), now.as_str()),
+        );
+    }
+}
+
+fn restart_against_policy(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    let policy = i.cur.restart_policy();
+    for (kind, spec, cur) in containers(i.cur) {
+        if matches!(kind, Kind::Sidecar) {
+            continue;
+        }
+        let (Some(cur), Some(before)) = (cur, status_in(prev, kind, &spec.name)) else {
+            continue;
+        };
+        let ContainerState::Terminated(t) = &before.state else {
+            continue;
+        };
+        if cur.state.terminated().is_some() || container_should_restart(spec, policy, t.exit_code) {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                RuleId::RestartAgainstPolicy,
+                i.cur,
+                format!(
+                    "{} {} was restarted although {}: {} -> {}",
+                    kind.noun(),
+                    spec.name,
+                    describe_policy(spec, policy, t.exit_code),
+                    before.state.describe(),
+                    cur.state.describe()
+                ),
+            )
+            .container(&spec.name)
+            .values("terminated", cur.state.describe()),
+        );
+    }
+}
+
+fn terminal_phase_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let phase = i.cur.phase();
+    if !phase.is_terminal() {
+        return;
+    }
+    let true_ones: Vec<&str> = [ConditionType::Ready, ConditionType::ContainersReady]
+        .iter()
+        .filter(|c| i.cur.condition_is_true(c))
+        .map(ConditionType::as_str)
+        .collect();
+    if true_ones.is_empty() {
+        return;
+    }
+    let observed = true_ones
+        .iter()
+        .map(|c| format!("{c}=True"))
+        .collect::<Vec<_>>();
+    out.push(
+        Finding::new(
+            RuleId::TerminalPhaseReady,
+            i.cur,
+            format!("phase is {phase} but {} is True", names(&true_ones)),
+        )
+        .values(
+            true_ones
+                .iter()
+                .map(|c| format!("{c}=False"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            observed.join(", "),
+        ),
+    );
+}
+
+fn ready_without_containers_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    if !pod.condition_is_true(&ConditionType::Ready) {
+        return;
+    }
+    let status_of =
+        |kind: &ConditionType| pod.condition(kind).map_or("absent", |c| c.status.as_str());
+    let mut not_true = Vec::new();
+    if !pod.condition_is_true(&ConditionType::ContainersReady) {
+        not_true.push(format!(
+            "ContainersReady is {}",
+            status_of(&ConditionType::ContainersReady)
+        ));
+    }
+    for gate in pod.spec.readiness_gates.iter() {
+        let kind = ConditionType::Other(gate.clone());
+        if !pod.condition_is_true(&kind) {
+            not_true.push(format!("readiness gate {gate} is {}", status_of(&kind)));
+        }
+    }
+    if not_true.is_empty() {
+        return;
+    }
+    let observed = not_true.join(", ");
+    out.push(
+        Finding::new(
+            RuleId::ReadyWithoutContainersReady,
+            pod,
+            format!("Ready is True while {observed}"),
+        )
+        .values("Ready=False", format!("Ready=True, {observed}")),
+    );
+}
+
+fn containers_ready_mismatch(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    if !pod.condition_is_true(&ConditionType::ContainersReady) {
+        return;
+    }
+    let mut bad = Vec::new();
+    for (spec, status) in pod.regular_and_sidecars() {
+        match status {
+            None => bad.push(format!("{} has no status", spec.name)),
+            Some(s) if !s.ready => bad.push(format!("{} is not ready", spec.name)),
+            Some(_) => {}
+        }
+    }
+    if bad.is_empty() {
+        return;
+    }
+    out.push(
+        Finding::new(
+            RuleId::ContainersReadyMismatch,
+            pod,
+            format!("ContainersReady is True while container {}", bad.join(", ")),
+        )
+        .values("ContainersReady=False", "ContainersReady=True"),
+    );
+}
+
+fn succeeded_with_failed_container(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    if pod.phase() != Phase::Succeeded {
+        return;
+    }
+    for spec in pod.spec.containers.iter() {
+        let state = pod.container_status(&spec.name).map(|s| &s.state);
+        let ok = state
+            .and_then(ContainerState::terminated)
+            .is_some_and(|t| t.exit_code == 0);
+        if !ok {
+            let observed = state.map_or("no status".to_string(), ContainerState::describe);
+            out.push(
+                Finding::new(
+                    RuleId::SucceededWithFailedContainer,
+                    pod,
+                    format!(
+                        "phase is Succeeded but container {} is {observed}",
+                        spec.name
+                    ),
+                )
+                .container(&spec.name)
+                .values("terminated (exit 0)", observed),
+            );
+            // One finding per pod: the state holds as long as any container is off.
+            return;
+        }
+    }
+}
+
+fn condition_time_churn(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    for cond in i.cur.status.conditions.iter() {
+        if !cond.kind.kubelet_owned() {
+            continue;
+        }
+        let Some(before) = prev.condition(&cond.kind) else {
+            continue;
+        };
+        let (Some(t0), Some(t1)) = (before.last_transition_time, cond.last_transition_time) else {
+            continue;
+        };
+        if before.status == cond.status && t0 != t1 {
+            out.push(
+                Finding::new(
+                    RuleId::ConditionTimeChurn,
+                    i.cur,
+                    format!(
+                        "condition {} stayed {} but its lastTransitionTime moved: {t0} -> {t1}",
+                        cond.kind.as_str(),
+                        cond.status.as_str()
+                    ),
+                )
+                .values(t0.to_string(), t1.to_string()),
+            );
+        }
+    }
+}
+
+fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    let lists = [
+        (
+            &i.cur.status.container_statuses,
+            &prev.status.container_statuses,
+            "container",
+        ),
+        (
+            &i.cur.status.init_container_statuses,
+            &prev.status.init_container_statuses,
+            "init container",
+        ),
+    ];
+    for (cur_list, prev_list, noun) in lists {
+        for cur in cur_list.iter() {
+            let Some(before) = prev_list.iter().find(|s| s.name == cur.name) else {
+                continue;
+            };
+            if cur.restart_count < before.restart_count {
+                out.push(
+                    Finding::new(
+                        RuleId::RestartCountDecreased,
+                        i.cur,
+                        format!(
+                            "restartCount of {noun} {} went down: {} -> {}",
+                            cur.name, before.restart_count, cur.restart_count
+                        ),
+                    )
+                    .container(&cur.name)
+                    .values(
+                        format!(">= {}", before.restart_count),
+                        cur.restart_count.to_string(),
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn phase_mismatch(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let prev_phase = i.prev.map(PodView::phase);
+    let observed = i.cur.phase();
+    // A phase leaving a terminal phase is terminal-phase-regression; Unknown is phase-unknown.
+    if observed == Phase::Unknown || prev_phase.is_some_and(Phase::is_terminal) {
+        return;
+    }
+    let expected = expected_phase(prev_phase, i.cur);
+    if expected != observed {
+        out.push(
+            Finding::new(
+                RuleId::PhaseMismatch,
+                i.cur,
+                format!(
+                    "phase is {observed}, but the kubelet computes {expected} from these container states (restartPolicy {})",
+                    i.cur.restart_policy().as_str()
+                ),
+            )
+            .values(expected.as_str(), observed.as_str()),
+        );
+    }
+}
+
+/// DisruptionTarget reasons upstream sets (B4).
+pub const KNOWN_DISRUPTION_REASONS: &[&str] = &[
+    "PreemptionByScheduler",
+    "DeletionByTaintManager",
+    "EvictionByEvictionAPI",
+    "DeletionByPodGC",
+    "TerminationByKubelet",
+];
+
+fn unknown_disruption_reason(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(cond) = i.cur.condition(&ConditionType::DisruptionTarget) else {
+        return;
+    };
+    if cond.status != ConditionStatus::True {
+        return;
+    }
+    let reason = cond.reason.as_deref().unwrap_or("");
+    if !KNOWN_DISRUPTION_REASONS.contains(&reason) {
+        out.push(
+            Finding::new(
+                RuleId::UnknownDisruptionReason,
+                i.cur,
+                format!(
+                    "DisruptionTarget reason {reason:?} is not one of {}",
+                    KNOWN_DISRUPTION_REASONS.join(", ")
+                ),
+            )
+            .values("a known DisruptionTarget reason", reason),
+        );
+    }
+}
+
+fn phase_unknown(i: &Input<'_>, out: &mut Vec<Finding>) {
+    if i.cur.phase() == Phase::Unknown {
+        out.push(Finding::new(
+            RuleId::PhaseUnknown,
+            i.cur,
+            "phase is Unknown: the pod's state could not be obtained from its node".into(),
+        ));
+    }
+}
+
+fn failed_with_running_containers(i: &Input<'_>, out: &mut Vec<Finding>) {
+    if i.cur.phase() != Phase::Failed {
+        return;
+    }
+    let running: Vec<&str> = containers(i.cur)
+        .filter(|(_, _, s)| s.is_some_and(|s| s.state.is_running()))
+        .map(|(_, c, _)| &*c.name)
+        .collect();
+    if !running.is_empty() {
+        out.push(
+            Finding::new(
+                RuleId::FailedWithRunningContainers,
+                i.cur,
+                format!(
+                    "phase is Failed while {} still running (a lost node's pods are marked Failed by PodGC)",
+                    names(&running)
+                ),
+            )
+            .values("no running container", format!("running: {}", names(&running))),
+        );
+    }
+}
+
+fn restart_under_never(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let policy = i.cur.restart_policy();
+    let restarted: Vec<String> = containers(i.cur)
+        .filter(|(kind, spec, _)| !matches!(kind, Kind::Sidecar) && !may_ever_restart(spec, policy))
+        .filter_map(|(_, spec, s)| {
+            s.filter(|s| s.restart_count > 0)
+                .map(|s| format!("{} ({} restarts)", spec.name, s.restart_count))
+        })
+        .collect();
+    if !restarted.is_empty() {
+        out.push(Finding::new(
+            RuleId::RestartUnderNever,
+            i.cur,
+            format!(
+                "restartCount above zero under restartPolicy Never: {} (can also come from a ContainerStatusUnknown exit 137)",
+                restarted.join(", ")
+            ),
+        ));
+    }
+}
+
+/// The crash-loop back-off before the second and later restarts (B6).
+pub const INITIAL_BACKOFF: Seconds = Seconds(10);
+/// A run at least this long resets the back-off (B6: 10 minutes without trouble).
+pub const BACKOFF_RESET_AFTER: Seconds = Seconds(600);
+/// Times are whole seconds: allow one second of rounding.
+const BACKOFF_TOLERANCE: i64 = 1;
+
+fn restart_faster_than_backoff(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    for (kind, spec, cur) in containers(i.cur) {
+        let (Some(cur), Some(before)) = (cur, status_in(prev, kind, &spec.name)) else {
+            continue;
+        };
+        // Exactly one restart between the snapshots, and not the first one (the kubelet
+        // restarts immediately after the first exit).
+        if cur.restart_count != before.restart_count + 1 || before.restart_count < 1 {
+            continue;
+        }
+        let Some(Terminated {
+            started_at: Some(ran_from),
+            finished_at: Some(exited),
+            ..
+        }) = cur.last_state.terminated()
+        else {
+            continue;
+        };
+        let Some(restarted) = cur.state.started_at() else {
+            continue;
+        };
+        if exited.since(*ran_from) >= BACKOFF_RESET_AFTER.0 {
+            continue;
+        }
+        let delay = restarted.since(*exited);
+        if delay < INITIAL_BACKOFF.0 - BACKOFF_TOLERANCE {
+            out.push(
+                Finding::new(
+                    RuleId::RestartFasterThanBackoff,
+                    i.cur,
+                    format!(
+                        "{} {} restarted {delay}s after exiting (restart {}), the crash-loop back-off is at least {}",
+                        kind.noun(),
+                        spec.name,
+                        cur.restart_count,
+                        INITIAL_BACKOFF
+                    ),
+                )
+                .container(&spec.name)
+                .values(format!(">= {}", INITIAL_BACKOFF), format!("{delay}s")),
+            );
+        }
+    }
+}
+
+fn stuck_pending(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    let Some(created) = pod.creation_timestamp else {
+        return;
+    };
+    let limit = i.settings.stuck_pending_after;
+    let age = i.now.since(created);
+    if pod.phase() != Phase::Pending || age < limit.0 {
+        return;
+    }
+    let why = pod
+        .condition(&ConditionType::PodScheduled)
+        .filter(|c| c.status != ConditionStatus::True)
+        .and_then(|c| c.reason.as_deref().map(|r| format!("PodScheduled {r}")))
+        .or_else(|| {
+            pod.status
+                .init_container_statuses
+                .iter()
+                .chain(pod.status.container_statuses.iter())
+                .find_map(|s| match &s.state {
+                    ContainerState::Waiting { reason: Some(r) } => {
+                        Some(format!("container {} waiting: {r}", s.name))
+                    }
+                    _ => None,
+                })
+        });
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+    out.push(
+        Finding::new(
+            RuleId::StuckPending,
+            pod,
+            format!(
+                "pod has been Pending for {} (limit {limit}){why}",
+                Seconds(age)
+            ),
+        )
+        .values(
+            format!("not Pending after {limit}"),
+            format!("Pending for {}", Seconds(age)),
+        ),
+    );
+}
+
+fn restart_budget_exceeded(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let budget = i.settings.restart_budget;
+    if i.restarts_in_window > budget.count {
+        out.push(
+            Finding::new(
+                RuleId::RestartBudgetExceeded,
+                i.cur,
+                format!(
+                    "{} restarts within {}, budget is {}",
+                    i.restarts_in_window, budget.window, budget.count
+                ),
+            )
+            .values(
+                format!("<= {} restarts per {}", budget.count, budget.window),
+                format!("{} restarts", i.restarts_in_window),
+            ),
+        );
+    }
+}
+
+fn oom_killed(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let is_oom = |t: &&Terminated| t.reason.as_deref() == Some("OOMKilled");
+    for (kind, spec, cur) in containers(i.cur) {
+        let Some(cur) = cur else { continue };
+        let before = i.prev.and_then(|p| status_in(p, kind, &spec.name));
+        let seen = |t: &Terminated| {
+            before.is_some_and(|b| {
+                [&b.state, &b.last_state]
+                    .iter()
+                    .any(|s| s.terminated() == Some(t))
+            })
+        };
+        let new_oom = [&cur.state, &cur.last_state]
+            .into_iter()
+            .filter_map(ContainerState::terminated)
+            .filter(is_oom)
+            .find(|t| !seen(t));
+        if let Some(t) = new_oom {
+            let when = t
+                .finished_at
+                .map(|f| format!(" at {f}"))
+                .unwrap_or_default();
+            out.push(
+                Finding::new(
+                    RuleId::OomKilled,
+                    i.cur,
+                    format!(
+                        "{} {} was OOMKilled (exit {}){when}",
+                        kind.noun(),
+                        spec.name,
+                        t.exit_code
+                    ),
+                )
+                .container(&spec.name),
+            );
+        }
+    }
+}
