@@ -1,4 +1,5 @@
 //! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
 
+pub mod audit;
 pub mod lifecycle;
 pub mod selector;

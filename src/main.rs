@@ -1,3 +1,5 @@
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// Audits pod lifecycles against Kubernetes' documented restartPolicy semantics.
@@ -9,9 +11,13 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    Audit(podwarden::audit::cli::AuditArgs),
+}
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Audit(args) => podwarden::audit::cli::run(&args),
+    }
 }

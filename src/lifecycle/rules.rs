@@ -640,7 +640,7 @@ fn restart_under_never(i: &Input<'_>, out: &mut Vec<Finding>) {
         .filter(|(kind, spec, _)| !matches!(kind, Kind::Sidecar) && !may_ever_restart(spec, policy))
         .filter_map(|(_, spec, s)| {
             s.filter(|s| s.restart_count > 0)
-                .map(|s| format!("{} ({} restarts)", spec.name, s.restart_count))
+                .map(|s| format!("{} (restartCount {})", spec.name, s.restart_count))
         })
         .collect();
     if !restarted.is_empty() {

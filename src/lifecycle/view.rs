@@ -120,8 +120,7 @@ impl ConditionType {
 
 impl<'de> Deserialize<'de> for ConditionType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s: std::borrow::Cow<'de, str> = Deserialize::deserialize(d)?;
-        Ok(match &*s {
+        with_str(d, "a condition type", |s| match s {
             "PodScheduled" => ConditionType::PodScheduled,
             "Initialized" => ConditionType::Initialized,
             "ContainersReady" => ConditionType::ContainersReady,
@@ -131,6 +130,28 @@ impl<'de> Deserialize<'de> for ConditionType {
             other => ConditionType::Other(other.into()),
         })
     }
+}
+
+/// Read a string and map it without allocating when the input is not escaped.
+pub(crate) fn with_str<'de, D, T>(
+    d: D,
+    what: &'static str,
+    f: impl FnOnce(&str) -> T,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<F>(F, &'static str);
+    impl<'de, T, F: FnOnce(&str) -> T> Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.1)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            Ok((self.0)(s))
+        }
+    }
+    d.deserialize_str(V(f, what))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -575,11 +596,7 @@ impl<'de> Deserialize<'de> for PodView {
     }
 }
 
-/// Visits the pod object once. `metadata` precedes `spec` in everything the API server
-/// writes, so the controller reference is known when the spec arrives and an owned pod's
-/// spec is never built in full; if the order is reversed the full spec is built and
-/// dropped afterwards.
-pub(crate) struct PodVisitor;
+struct PodVisitor;
 
 impl<'de> Visitor<'de> for PodVisitor {
     type Value = PodView;
@@ -589,46 +606,129 @@ impl<'de> Visitor<'de> for PodVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodView, A::Error> {
-        let mut metadata: Option<MetadataView> = None;
-        let mut spec: Option<PodSpecView> = None;
-        let mut full_spec: Option<serde_json::Value> = None;
-        let mut status: Option<PodStatusView> = None;
-        while let Some(key) = map.next_key::<PodKey>()? {
+        let mut parts = PodParts::default();
+        while let Some(key) = map.next_key::<TopKey>()? {
             match key {
-                PodKey::Kind => {
-                    let kind: std::borrow::Cow<'de, str> = map.next_value()?;
-                    if kind != "Pod" {
+                TopKey::Kind => {
+                    let is_pod = map.next_value_seed(KindIsPod)?;
+                    if let Err(kind) = is_pod {
                         return Err(de::Error::custom(format_args!(
                             "kind {kind:?} is not a Pod"
                         )));
                     }
                 }
-                PodKey::Metadata => metadata = Some(map.next_value()?),
-                PodKey::Spec => {
-                    if metadata.as_ref().is_some_and(|m| m.owner_references) {
-                        spec = Some(map.next_value()?);
-                    } else {
-                        let value: serde_json::Value = map.next_value()?;
-                        spec = Some(
-                            PodSpecView::deserialize(&value)
-                                .map_err(|e| de::Error::custom(format_args!("spec: {e}")))?,
-                        );
-                        full_spec = Some(value);
-                    }
-                }
-                PodKey::Status => status = Some(map.next_value()?),
-                PodKey::Other => {
+                TopKey::Pod(field) => parts.field(field, &mut map)?,
+                _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let metadata = metadata.ok_or_else(|| de::Error::missing_field("metadata"))?;
+        parts.finish()
+    }
+}
+
+/// The top-level keys of the documents podwarden reads: a pod, a watch event, a list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TopKey {
+    Kind,
+    Pod(PodField),
+    Type,
+    Object,
+    Items,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PodField {
+    Metadata,
+    Spec,
+    Status,
+}
+
+impl<'de> Deserialize<'de> for TopKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = TopKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<TopKey, E> {
+                Ok(match s {
+                    "kind" => TopKey::Kind,
+                    "metadata" => TopKey::Pod(PodField::Metadata),
+                    "spec" => TopKey::Pod(PodField::Spec),
+                    "status" => TopKey::Pod(PodField::Status),
+                    "type" => TopKey::Type,
+                    "object" => TopKey::Object,
+                    "items" => TopKey::Items,
+                    _ => TopKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Reads a `kind` value: `Ok(())` for Pod, else the kind.
+pub(crate) struct KindIsPod;
+
+impl<'de> DeserializeSeed<'de> for KindIsPod {
+    type Value = Result<(), String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        with_str(d, "a kind", |k| {
+            if k == "Pod" {
+                Ok(())
+            } else {
+                Err(k.to_string())
+            }
+        })
+    }
+}
+
+/// The parts of a pod as its fields arrive. `metadata` precedes `spec` in everything the
+/// API server writes, so the controller reference is known when the spec arrives and an
+/// owned pod's spec is never built in full; if the order is reversed the full spec is
+/// built and dropped at the end.
+#[derive(Default)]
+pub(crate) struct PodParts {
+    metadata: Option<MetadataView>,
+    spec: Option<PodSpecView>,
+    full_spec: Option<serde_json::Value>,
+    status: Option<PodStatusView>,
+}
+
+impl PodParts {
+    pub(crate) fn field<'de, A: MapAccess<'de>>(
+        &mut self,
+        field: PodField,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match field {
+            PodField::Metadata => self.metadata = Some(map.next_value()?),
+            PodField::Status => self.status = Some(map.next_value()?),
+            PodField::Spec if self.metadata.as_ref().is_some_and(|m| m.owner_references) => {
+                self.spec = Some(map.next_value()?);
+            }
+            PodField::Spec => {
+                let value: serde_json::Value = map.next_value()?;
+                let spec = PodSpecView::deserialize(&value)
+                    .map_err(|e| de::Error::custom(format_args!("spec: {e}")))?;
+                self.spec = Some(spec);
+                self.full_spec = Some(value);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish<E: de::Error>(self) -> Result<PodView, E> {
+        let metadata = self.metadata.ok_or_else(|| E::missing_field("metadata"))?;
         let name = metadata
             .name
-            .ok_or_else(|| de::Error::missing_field("metadata.name"))?;
+            .ok_or_else(|| E::missing_field("metadata.name"))?;
         let uid = metadata
             .uid
-            .ok_or_else(|| de::Error::missing_field("metadata.uid"))?;
+            .ok_or_else(|| E::missing_field("metadata.uid"))?;
         let controlled = metadata.owner_references;
         Ok(PodView {
             namespace: metadata.namespace.unwrap_or_else(|| "default".into()),
@@ -639,55 +739,14 @@ impl<'de> Visitor<'de> for PodVisitor {
             creation_timestamp: metadata.creation_timestamp,
             deletion_timestamp: metadata.deletion_timestamp,
             controlled,
-            spec: spec.unwrap_or_default(),
-            status: status.unwrap_or_default(),
+            spec: self.spec.unwrap_or_default(),
+            status: self.status.unwrap_or_default(),
             full_spec: if controlled {
                 None
             } else {
-                full_spec.map(Box::new)
+                self.full_spec.map(Box::new)
             },
         })
-    }
-}
-
-enum PodKey {
-    Kind,
-    Metadata,
-    Spec,
-    Status,
-    Other,
-}
-
-impl<'de> Deserialize<'de> for PodKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = PodKey;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E>(self, s: &str) -> Result<PodKey, E> {
-                Ok(match s {
-                    "kind" => PodKey::Kind,
-                    "metadata" => PodKey::Metadata,
-                    "spec" => PodKey::Spec,
-                    "status" => PodKey::Status,
-                    _ => PodKey::Other,
-                })
-            }
-        }
-        d.deserialize_identifier(V)
-    }
-}
-
-/// A seed that deserializes a pod: lets container formats (lists, watch events) reuse the
-/// visitor without an intermediate value.
-pub(crate) struct PodSeed;
-
-impl<'de> DeserializeSeed<'de> for PodSeed {
-    type Value = PodView;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PodView, D::Error> {
-        d.deserialize_map(PodVisitor)
     }
 }
 

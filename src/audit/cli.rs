@@ -1,0 +1,129 @@
+//! `podwarden audit [FILE|-] [-o table|json] [--policy FILE]`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::input::{DocumentReader, What};
+use super::{Auditor, Scope, report};
+use crate::lifecycle::{Finding, RuleSettings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// An aligned table, then a summary.
+    Table,
+    /// One finding per line, printed as found.
+    Json,
+}
+
+/// Audit recorded pod snapshots (kubectl get pods -o json|yaml, -w, --output-watch-events).
+///
+/// Exit status: 0 no violation, 1 at least one violation, 2 some input was unusable.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// File to read; `-` or nothing reads standard input.
+    pub file: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// A PodLifecyclePolicy (YAML or JSON) whose selector and rule settings apply.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+pub const EXIT_VIOLATION: u8 = 1;
+pub const EXIT_UNUSABLE: u8 = 2;
+
+pub fn run(args: &AuditArgs) -> ExitCode {
+    let (settings, scope) = match &args.policy {
+        Some(path) => match super::policy::load(path) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("podwarden: --policy {}: {e}", path.display());
+                return ExitCode::from(EXIT_UNUSABLE);
+            }
+        },
+        None => (RuleSettings::default(), Scope::default()),
+    };
+    let source: Box<dyn Read> = match args.file.as_deref() {
+        None => Box::new(io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(io::stdin().lock()),
+        Some(p) => match File::open(p) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("podwarden: cannot read {}: {e}", p.display());
+                return ExitCode::from(EXIT_UNUSABLE);
+            }
+        },
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match audit_stream(
+        source,
+        settings,
+        scope,
+        args.output,
+        &mut out,
+        &mut io::stderr(),
+    ) {
+        Ok(code) => code,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podwarden: {e}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+/// Audit everything `source` holds, writing findings to `out` and unusable documents to
+/// `err`; returns the exit status.
+pub fn audit_stream(
+    source: impl Read,
+    settings: RuleSettings,
+    scope: Scope,
+    output: Output,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<ExitCode> {
+    let mut reader = DocumentReader::new(source);
+    let mut auditor = Auditor::new(settings, scope);
+    let mut table: Vec<Finding> = Vec::new();
+    while let Some(items) = reader.next_document()? {
+        for item in items {
+            match item.what {
+                What::Snapshot { view, deleted } => {
+                    let found = auditor.audit(view, deleted);
+                    match output {
+                        Output::Json => {
+                            for f in &found {
+                                report::write_json(out, f)?;
+                            }
+                            if !found.is_empty() {
+                                out.flush()?;
+                            }
+                        }
+                        Output::Table => table.extend(found),
+                    }
+                }
+                What::Unusable(reason) => {
+                    auditor.note_unusable();
+                    writeln!(err, "podwarden: {}: {reason}", item.at)?;
+                }
+            }
+        }
+    }
+    let summary = auditor.summary();
+    if output == Output::Table {
+        report::write_table(out, &table)?;
+        report::write_summary(out, summary)?;
+    }
+    out.flush()?;
+    Ok(if summary.unusable > 0 {
+        ExitCode::from(EXIT_UNUSABLE)
+    } else if summary.violations() > 0 {
+        ExitCode::from(EXIT_VIOLATION)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
