@@ -1,0 +1,308 @@
+//! `podwarden audit` end to end: every input format kubectl prints, output formats, exit
+//! status, and broken input (exit 2, the document named, the rest still audited).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pod-events.jsonl");
+
+fn podwarden(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podwarden"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("podwarden runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("podwarden finishes")
+}
+
+fn events() -> Vec<Value> {
+    std::fs::read_to_string(EXAMPLE)
+        .expect("example stream")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("example line"))
+        .collect()
+}
+
+/// The pod objects of the example stream, without deletions.
+fn objects() -> Vec<Value> {
+    events()
+        .into_iter()
+        .filter(|e| e["type"] != "DELETED")
+        .map(|e| e["object"].clone())
+        .collect()
+}
+
+/// (rule, pod, resourceVersion) of each finding printed with `-o json`.
+fn findings(out: &Output) -> BTreeSet<(String, String, String)> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Value = serde_json::from_str(l).expect("one JSON finding per line");
+            let s = |k: &str| f[k].as_str().expect(k).to_string();
+            (s("rule"), s("pod"), s("resourceVersion"))
+        })
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn yaml(v: &Value) -> String {
+    serde_saphyr::to_string(v).expect("YAML")
+}
+
+fn reference() -> BTreeSet<(String, String, String)> {
+    let out = podwarden(&["audit", "-o", "json", EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let f = findings(&out);
+    assert!(
+        f.iter()
+            .any(|(r, p, _)| r == "restart-against-policy" && p == "db-migrate"),
+        "{f:?}"
+    );
+    f
+}
+
+#[test]
+fn every_kubectl_format_gives_the_same_findings() {
+    let want = reference();
+    let objs = objects();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": objs});
+    let pretty_stream: String = objs
+        .iter()
+        .map(|o| serde_json::to_string_pretty(o).expect("json") + "\n")
+        .collect();
+    let one_per_line: String = objs.iter().map(|o| o.to_string() + "\n").collect();
+    let yaml_list = yaml(&list);
+    let yaml_stream: String = objs.iter().map(|o| format!("---\n{}", yaml(o))).collect();
+    let watch_events = std::fs::read(EXAMPLE).expect("example");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "kubectl get pods -o json (List)",
+            serde_json::to_vec_pretty(&list).expect("json"),
+        ),
+        (
+            "kubectl get pods -w -o json (concatenated)",
+            pretty_stream.into_bytes(),
+        ),
+        (
+            "kubectl get pods -w -o json --output-watch-events",
+            watch_events,
+        ),
+        ("one JSON document per line", one_per_line.into_bytes()),
+        ("kubectl get pods -o yaml (List)", yaml_list.into_bytes()),
+        (
+            "kubectl get pods -w -o yaml (multi-document)",
+            yaml_stream.into_bytes(),
+        ),
+    ];
+    for (name, input) in cases {
+        let out = podwarden(&["audit", "-o", "json", "-"], &input);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(findings(&out), want, "{name}");
+        assert!(stderr(&out).is_empty(), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn table_output_has_a_header_rows_and_a_summary() {
+    let out = podwarden(&["audit", EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    for col in ["SEVERITY", "RULE", "POD", "RV", "MESSAGE"] {
+        assert!(header.contains(col), "{header}");
+    }
+    // Columns are aligned: MESSAGE starts at the same offset on every row.
+    let at = header.find("MESSAGE").expect("MESSAGE column");
+    let rows: Vec<&str> = lines.clone().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), reference().len());
+    for row in &rows {
+        assert!(row.len() > at && row.as_bytes()[at - 1] == b' ', "{row}");
+    }
+    assert!(text.contains("pods: 6, snapshots: 27"), "{text}");
+    assert!(text.contains("restart-against-policy"), "{text}");
+}
+
+#[test]
+fn json_findings_carry_every_field() {
+    let out = podwarden(&["audit", "-o", "json", EXAMPLE], b"");
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("restart-against-policy"))
+        .expect("restart-against-policy finding")
+        .to_string();
+    let f: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(f["severity"], "violation");
+    assert_eq!(f["namespace"], "shop");
+    assert_eq!(f["pod"], "db-migrate");
+    assert_eq!(f["uid"], "c1d2e3f4-a5b6-4c7d-8e9f-a0b1c2d3e4f5");
+    assert_eq!(f["container"], "migrate");
+    assert_eq!(f["expected"], "terminated");
+    assert_eq!(f["observed"], "running");
+    assert_eq!(
+        f["message"],
+        "container migrate was restarted although restartPolicy is Never: terminated (exit 1) -> running"
+    );
+}
+
+#[test]
+fn clean_input_exits_zero() {
+    let clean: Vec<u8> = events()
+        .into_iter()
+        .filter(|e| e["object"]["metadata"]["name"] == "report-nightly-29140-7wq5d")
+        .map(|e| e.to_string() + "\n")
+        .collect::<String>()
+        .into_bytes();
+    let out = podwarden(&["audit", "-"], &clean);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pods: 1, snapshots: 5, findings: 0"));
+}
+
+#[test]
+fn broken_documents_are_named_and_the_rest_is_audited() {
+    let mut input = String::new();
+    let lines: Vec<String> = std::fs::read_to_string(EXAMPLE)
+        .expect("example")
+        .lines()
+        .map(String::from)
+        .collect();
+    // document 3 is not JSON, document 5 has a bad phase, document 8 is truncated JSON in
+    // the middle of the stream, and the last one ends the input mid-document.
+    for (i, l) in lines.iter().enumerate() {
+        match i {
+            2 => input.push_str("{this is not json\n"),
+            4 => input.push_str(&l.replace("\"phase\":\"Running\"", "\"phase\":\"Exploded\"")),
+            7 => input.push_str(&l[..l.len() / 2]),
+            _ => input.push_str(l),
+        }
+        input.push('\n');
+    }
+    input.push_str("{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Pod\"");
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("document 3:"), "{err}");
+    assert!(
+        err.contains("document 5: object.status.phase: unknown variant `Exploded`"),
+        "{err}"
+    );
+    assert!(err.contains("document 8:"), "{err}");
+    assert!(
+        err.contains(&format!("document {}:", lines.len() + 1)),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 4, "{err}");
+    // The violations later in the stream are still found.
+    let f = findings(&out);
+    assert!(
+        f.iter()
+            .any(|(r, p, _)| r == "restart-against-policy" && p == "db-migrate"),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(r, _, _)| r == "ready-without-containers-ready"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn broken_list_items_and_yaml_documents_are_named() {
+    let mut objs = objects();
+    objs[1]["status"]["containerStatuses"] = serde_json::json!("nope");
+    let list = serde_json::json!({"kind": "List", "items": objs});
+    let out = podwarden(&["audit", "-o", "json", "-"], list.to_string().as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("document 1, item 2: status.containerStatuses"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!findings(&out).is_empty());
+
+    let good = yaml(&objects()[0]);
+    let input = format!("---\n{good}---\nmetadata: [unclosed\n---\n{good}");
+    let out = podwarden(&["audit", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("document 2:"), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("snapshots: 2"));
+}
+
+#[test]
+fn watch_error_events_and_other_kinds_are_reported() {
+    let input = concat!(
+        r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (41000)","reason":"Expired","code":410}}"#,
+        "\n",
+        r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"41000"}}}"#,
+        "\n",
+        r#"{"kind":"Service","metadata":{"name":"web","uid":"s1"}}"#,
+        "\n",
+        r#"{"type":"RESYNC","object":{}}"#,
+        "\n"
+    );
+    let out = podwarden(&["audit", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("document 1: watch ERROR event: too old resource version"),
+        "{err}"
+    );
+    assert!(err.contains("(reason Expired, code 410)"), "{err}");
+    assert!(
+        err.contains("document 3: kind \"Service\" is not a Pod"),
+        "{err}"
+    );
+    assert!(
+        err.contains("document 4: unknown watch event type \"RESYNC\""),
+        "{err}"
+    );
+    assert!(
+        !err.contains("document 2"),
+        "bookmarks are not errors: {err}"
+    );
+}
+
+#[test]
+fn missing_file_and_bad_flags_are_clear_errors() {
+    let out = podwarden(&["audit", "/nonexistent/pods.json"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot read /nonexistent/pods.json"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = podwarden(&["audit", "-o", "xml", EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(2), "clap's usage error status");
+    assert!(
+        stderr(&out).contains("invalid value 'xml'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn empty_input_is_a_clean_audit() {
+    let out = podwarden(&["audit", "-"], b"");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pods: 0, snapshots: 0"));
+}
