@@ -2,4 +2,5 @@
 
 pub mod audit;
 pub mod lifecycle;
+pub mod sandbox;
 pub mod selector;

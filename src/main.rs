@@ -13,11 +13,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
+    /// Run the sandbox Kubernetes API server.
+    Sandbox(podwarden::sandbox::cli::SandboxArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
+        Command::Sandbox(args) => podwarden::sandbox::cli::run(&args),
     }
 }

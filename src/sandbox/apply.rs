@@ -1,0 +1,569 @@
+//! Server-side apply and `managedFields`: which manager owns which field, conflicts
+//! between managers, and the removal of fields a manager stopped applying.
+//!
+//! Field sets are kept as sets of leaf paths in the `fieldsV1` vocabulary (`f:name`
+//! for a field, `k:{"name":"app"}` for a keyed list element, `.` for the element
+//! itself). Lists without keys are atomic: owned as a whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use super::admission::Subresource;
+use super::error::{ApiError, Cause};
+use super::object;
+use super::patch;
+use super::resources::{Flavor, ResourceType};
+
+type FieldPath = Vec<String>;
+
+/// Metadata fields the server owns; never part of a manager's field set.
+const SYSTEM_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
+];
+
+#[derive(Debug, Clone)]
+struct Entry {
+    manager: String,
+    operation: String,
+    api_version: String,
+    subresource: Option<String>,
+    time: String,
+    fields: BTreeSet<FieldPath>,
+}
+
+impl Entry {
+    fn same_identity(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+    }
+
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("manager".into(), json!(self.manager));
+        m.insert("operation".into(), json!(self.operation));
+        m.insert("apiVersion".into(), json!(self.api_version));
+        m.insert("time".into(), json!(self.time));
+        m.insert("fieldsType".into(), json!("FieldsV1"));
+        m.insert("fieldsV1".into(), to_fields_v1(&self.fields));
+        if let Some(s) = &self.subresource {
+            m.insert("subresource".into(), json!(s));
+        }
+        Value::Object(m)
+    }
+}
+
+fn read_entries(object: &Value) -> Vec<Entry> {
+    let Some(list) = object::meta(object).and_then(|m| m.get("managedFields")).and_then(Value::as_array) else {
+        return vec![];
+    };
+    list.iter()
+        .filter_map(|e| {
+            Some(Entry {
+                manager: e.get("manager")?.as_str()?.to_string(),
+                operation: e.get("operation").and_then(Value::as_str).unwrap_or("Update").to_string(),
+                api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
+                time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
+                fields: e.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+fn write_entries(object: &mut Value, entries: &[Entry]) {
+    let list: Vec<Value> = entries.iter().filter(|e| !e.fields.is_empty()).map(Entry::to_json).collect();
+    let meta = object::meta_mut(object);
+    if list.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), Value::Array(list));
+    }
+}
+
+/// Records an Update-operation write (create, PUT, non-apply PATCH): `manager` takes
+/// the fields it changed; other managers lose them.
+pub fn record_update(
+    rt: &ResourceType,
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Subresource,
+    now: jiff::Timestamp,
+) {
+    if subresource == Subresource::Binding {
+        return;
+    }
+    let mut entries = match old {
+        Some(old) => read_entries(old),
+        None => vec![],
+    };
+    let new_leaves = leaves(rt, new);
+    let old_leaves = old.map(|o| leaves(rt, o)).unwrap_or_default();
+    let mut changed: BTreeSet<FieldPath> = BTreeSet::new();
+    for (path, value) in &new_leaves {
+        if old_leaves.get(path) != Some(value) {
+            changed.insert(path.clone());
+        }
+    }
+    let removed: Vec<FieldPath> = old_leaves.keys().filter(|p| !new_leaves.contains_key(*p)).cloned().collect();
+    if changed.is_empty() && removed.is_empty() {
+        write_entries(new, &entries);
+        return;
+    }
+    for e in entries.iter_mut() {
+        for p in changed.iter().chain(removed.iter()) {
+            e.fields.remove(p);
+        }
+    }
+    let sub = subresource.name();
+    let time = object::format_time(now);
+    match entries.iter_mut().find(|e| e.same_identity(manager, "Update", sub)) {
+        Some(e) => {
+            e.fields.extend(changed);
+            e.time = time;
+        }
+        None => entries.push(Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: api_version_of(rt, new),
+            subresource: sub.map(str::to_string),
+            time,
+            fields: changed,
+        }),
+    }
+    write_entries(new, &entries);
+}
+
+/// The object an apply creates: the applied configuration itself.
+pub fn strip_for_create(body: &Value) -> Value {
+    let mut object = body.clone();
+    object::meta_mut(&mut object).remove("managedFields");
+    object
+}
+
+/// managedFields of an object created by apply: the applier owns what it applied.
+pub fn record_apply_create(rt: &ResourceType, object: &mut Value, body: &Value, manager: &str, now: jiff::Timestamp) {
+    let fields: BTreeSet<FieldPath> = leaves(rt, body).into_keys().collect();
+    let entry = Entry {
+        manager: manager.to_string(),
+        operation: "Apply".into(),
+        api_version: api_version_of(rt, object),
+        subresource: None,
+        time: object::format_time(now),
+        fields,
+    };
+    write_entries(object, &[entry]);
+}
+
+/// Applies `body` (the manager's full intent) to `current`: conflicts with other
+/// managers are 409 unless `force`; fields this manager applied before and no longer
+/// applies are removed when nobody else owns them.
+pub fn apply(
+    rt: &ResourceType,
+    current: &Value,
+    body: &Value,
+    manager: &str,
+    force: bool,
+    subresource: Subresource,
+    now: jiff::Timestamp,
+) -> Result<Value, ApiError> {
+    let sub = subresource.name();
+    let mut entries = read_entries(current);
+    let applied = leaves(rt, body);
+    let live = leaves(rt, current);
+    let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
+    for (path, value) in &applied {
+        if live.get(path) == Some(value) {
+            continue;
+        }
+        for e in &entries {
+            if e.same_identity(manager, "Apply", sub) {
+                continue;
+            }
+            if e.fields.contains(path) {
+                conflicts.push((e.manager.clone(), path.clone()));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        if !force {
+            let causes: Vec<Cause> = conflicts
+                .iter()
+                .map(|(m, p)| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with \"{m}\""),
+                    field: render_path(p),
+                })
+                .collect();
+            let listing: Vec<String> = causes.iter().map(|c| format!("- {}: {}", c.message, c.field)).collect();
+            return Err(ApiError::Conflict {
+                resource: rt.plural.clone(),
+                group: rt.group.clone(),
+                name: object::meta_str(current, "name").unwrap_or_default().to_string(),
+                message: format!("Apply failed with {} conflict(s):\n{}", causes.len(), listing.join("\n")),
+            });
+        }
+        for e in entries.iter_mut() {
+            if !e.same_identity(manager, "Apply", sub) {
+                for (_, p) in &conflicts {
+                    e.fields.remove(p);
+                }
+            }
+        }
+    }
+    let previous: BTreeSet<FieldPath> = entries
+        .iter()
+        .find(|e| e.same_identity(manager, "Apply", sub))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let others: BTreeSet<&FieldPath> = entries
+        .iter()
+        .filter(|e| !e.same_identity(manager, "Apply", sub))
+        .flat_map(|e| e.fields.iter())
+        .collect();
+    let mut merged = current.clone();
+    let mut body_clean = body.clone();
+    strip_system(&mut body_clean);
+    merge(rt, &mut merged, &body_clean, &mut vec![]);
+    for path in previous.iter().filter(|p| !applied.contains_key(*p) && !others.contains(p)) {
+        remove_path(&mut merged, path);
+    }
+    let fields: BTreeSet<FieldPath> = applied.into_keys().collect();
+    let time = object::format_time(now);
+    match entries.iter_mut().find(|e| e.same_identity(manager, "Apply", sub)) {
+        Some(e) => {
+            e.fields = fields;
+            e.time = time;
+        }
+        None => entries.push(Entry {
+            manager: manager.to_string(),
+            operation: "Apply".into(),
+            api_version: api_version_of(rt, current),
+            subresource: sub.map(str::to_string),
+            time,
+            fields,
+        }),
+    }
+    write_entries(&mut merged, &entries);
+    Ok(merged)
+}
+
+fn api_version_of(rt: &ResourceType, object: &Value) -> String {
+    object.get("apiVersion").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| rt.api_version())
+}
+
+fn strip_system(object: &mut Value) {
+    if let Some(m) = object.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in SYSTEM_METADATA {
+            meta.remove(*key);
+        }
+    }
+}
+
+/// The keys identifying elements of a list at `names` (field names only), if keyed.
+fn list_keys(rt: &ResourceType, names: &[&str]) -> Option<Vec<String>> {
+    if rt.flavor != Flavor::Custom {
+        return patch::merge_key(names).map(|k| vec![k.to_string()]);
+    }
+    let mut schema = rt.schema.as_ref()?;
+    for name in names {
+        if schema.get("type").and_then(Value::as_str) == Some("array") {
+            schema = schema.get("items")?;
+        }
+        schema = schema.get("properties")?.get(*name)?;
+    }
+    if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    let keys = schema.get("x-kubernetes-list-map-keys")?.as_array()?;
+    Some(keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+}
+
+fn element_key(item: &Value, keys: &[String]) -> Option<String> {
+    let mut m = Map::new();
+    for k in keys {
+        m.insert(k.clone(), item.get(k)?.clone());
+    }
+    Some(format!("k:{}", Value::Object(m)))
+}
+
+/// Leaf paths of an object (system metadata excluded) with their values.
+fn leaves<'a>(rt: &ResourceType, object: &'a Value) -> BTreeMap<FieldPath, &'a Value> {
+    let mut out = BTreeMap::new();
+    let Some(map) = object.as_object() else { return out };
+    for (k, v) in map {
+        if k == "apiVersion" || k == "kind" {
+            continue;
+        }
+        if k == "metadata" {
+            if let Some(meta) = v.as_object() {
+                for (mk, mv) in meta {
+                    if SYSTEM_METADATA.contains(&mk.as_str()) {
+                        continue;
+                    }
+                    let mut path = vec!["f:metadata".to_string(), format!("f:{mk}")];
+                    let mut names = vec!["metadata", mk.as_str()];
+                    collect(rt, mv, &mut path, &mut names, &mut out);
+                }
+            }
+            continue;
+        }
+        let mut path = vec![format!("f:{k}")];
+        let mut names = vec![k.as_str()];
+        collect(rt, v, &mut path, &mut names, &mut out);
+    }
+    out
+}
+
+fn collect<'a>(
+    rt: &ResourceType,
+    value: &'a Value,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    out: &mut BTreeMap<FieldPath, &'a Value>,
+) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                path.push(format!("f:{k}"));
+                names.push(k.as_str());
+                collect(rt, v, path, names, out);
+                names.pop();
+                path.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let Some(keys) = list_keys(rt, names) else {
+                out.insert(path.clone(), value);
+                return;
+            };
+            for item in items {
+                let Some(id) = element_key(item, &keys) else {
+                    out.insert(path.clone(), value);
+                    return;
+                };
+                path.push(id);
+                path.push(".".into());
+                out.insert(path.clone(), item);
+                path.pop();
+                if let Some(fields) = item.as_object() {
+                    for (k, v) in fields {
+                        path.push(format!("f:{k}"));
+                        names.push(k.as_str());
+                        collect(rt, v, path, names, out);
+                        names.pop();
+                        path.pop();
+                    }
+                }
+                path.pop();
+            }
+        }
+        _ => {
+            out.insert(path.clone(), value);
+        }
+    }
+}
+
+/// Merges an applied configuration into the live object.
+fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mut Vec<&'a str>) {
+    let Value::Object(applied_map) = applied else {
+        *live = applied.clone();
+        return;
+    };
+    if !live.is_object() {
+        *live = Value::Object(Map::new());
+    }
+    let Value::Object(live_map) = live else { return };
+    for (k, v) in applied_map {
+        names.push(k.as_str());
+        match v {
+            Value::Null => {
+                live_map.remove(k);
+            }
+            Value::Object(_) => {
+                let slot = live_map.entry(k.clone()).or_insert(Value::Object(Map::new()));
+                merge(rt, slot, v, names);
+            }
+            Value::Array(items) => match list_keys(rt, names) {
+                Some(keys) => {
+                    let slot = live_map.entry(k.clone()).or_insert(Value::Array(vec![]));
+                    if !slot.is_array() {
+                        *slot = Value::Array(vec![]);
+                    }
+                    if let Value::Array(list) = slot {
+                        for item in items {
+                            let id = element_key(item, &keys);
+                            let pos = id.as_ref().and_then(|id| {
+                                list.iter().position(|e| element_key(e, &keys).as_ref() == Some(id))
+                            });
+                            match pos {
+                                Some(i) => merge(rt, &mut list[i], item, names),
+                                None => list.push(item.clone()),
+                            }
+                        }
+                    }
+                }
+                None => {
+                    live_map.insert(k.clone(), v.clone());
+                }
+            },
+            other => {
+                live_map.insert(k.clone(), other.clone());
+            }
+        }
+        names.pop();
+    }
+}
+
+fn remove_path(object: &mut Value, path: &FieldPath) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut cur = object;
+    let mut parents = parents.iter().peekable();
+    while let Some(pe) = parents.next() {
+        let next = if let Some(field) = pe.strip_prefix("f:") {
+            cur.get_mut(field)
+        } else if let Some(key) = pe.strip_prefix("k:") {
+            if parents.peek().is_none() && last == "." {
+                // Removing the element itself.
+                if let Value::Array(list) = cur {
+                    list.retain(|e| !matches_key(e, key));
+                }
+                return;
+            }
+            match cur {
+                Value::Array(list) => list.iter_mut().find(|e| matches_key(e, key)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(field) = last.strip_prefix("f:")
+        && let Value::Object(m) = cur
+    {
+        m.remove(field);
+    }
+}
+
+fn matches_key(element: &Value, key: &str) -> bool {
+    let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else { return false };
+    key.iter().all(|(k, v)| element.get(k) == Some(v))
+}
+
+fn render_path(path: &FieldPath) -> String {
+    let mut out = String::new();
+    for pe in path {
+        if let Some(f) = pe.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(f);
+        } else if let Some(k) = pe.strip_prefix("k:") {
+            let rendered = match serde_json::from_str::<Value>(k) {
+                Ok(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                _ => k.to_string(),
+            };
+            out.push_str(&format!("[{rendered}]"));
+        }
+    }
+    out
+}
+
+fn to_fields_v1(fields: &BTreeSet<FieldPath>) -> Value {
+    let mut root = Map::new();
+    for path in fields {
+        let mut cur = &mut root;
+        for pe in path {
+            let entry = cur.entry(pe.clone()).or_insert(Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            let Value::Object(next) = entry else { break };
+            cur = next;
+        }
+    }
+    Value::Object(root)
+}
+
+fn from_fields_v1(tree: &Value) -> BTreeSet<FieldPath> {
+    fn walk(node: &Value, path: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
+        match node.as_object() {
+            Some(m) if !m.is_empty() => {
+                for (k, v) in m {
+                    path.push(k.clone());
+                    walk(v, path, out);
+                    path.pop();
+                }
+            }
+            _ => {
+                if !path.is_empty() {
+                    out.insert(path.clone());
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(tree, &mut vec![], &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::resources::Registry;
+
+    fn pods() -> ResourceType {
+        (*Registry::default().find("", "v1", "pods").unwrap()).clone()
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2026-08-01T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn apply_conflicts_with_another_manager_unless_forced() {
+        let rt = pods();
+        let mut current = json!({"metadata": {"name": "p", "labels": {"a": "1"}}});
+        record_update(&rt, None, &mut current, "ctl", Subresource::Main, now());
+        let body = json!({"metadata": {"name": "p", "labels": {"a": "2"}}});
+        let err = apply(&rt, &current, &body, "kubectl", false, Subresource::Main, now()).unwrap_err();
+        assert_eq!(err.code(), 409);
+        let ok = apply(&rt, &current, &body, "kubectl", true, Subresource::Main, now()).unwrap();
+        assert_eq!(ok["metadata"]["labels"]["a"], "2");
+    }
+
+    #[test]
+    fn apply_removes_fields_the_manager_dropped() {
+        let rt = pods();
+        let current = json!({"metadata": {"name": "p"}});
+        let first = apply(&rt, &current, &json!({"metadata": {"labels": {"a": "1", "b": "2"}}}), "m", false, Subresource::Main, now()).unwrap();
+        let second = apply(&rt, &first, &json!({"metadata": {"labels": {"a": "1"}}}), "m", false, Subresource::Main, now()).unwrap();
+        assert_eq!(second["metadata"]["labels"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn fields_v1_round_trips() {
+        let rt = pods();
+        let pod = json!({"spec": {"containers": [{"name": "app", "image": "x"}]}});
+        let set: BTreeSet<FieldPath> = leaves(&rt, &pod).into_keys().collect();
+        let tree = to_fields_v1(&set);
+        assert!(tree["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["."].is_object());
+        assert_eq!(from_fields_v1(&tree), set);
+    }
+}
