@@ -35,10 +35,18 @@ impl Subresource {
 
 /// The body's `apiVersion`/`kind`, when given, must be those of the endpoint.
 pub fn check_kind(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let (expected_av, expected_kind) = (rt.api_version(), rt.kind.as_str());
-    if (!kind.is_empty() && kind != expected_kind) || (!api_version.is_empty() && api_version != expected_av) {
+    if (!kind.is_empty() && kind != expected_kind)
+        || (!api_version.is_empty() && api_version != expected_av)
+    {
         return Err(ApiError::BadRequest(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             rt.api_version()
@@ -59,7 +67,9 @@ pub fn resolve_namespace(
         meta_mut(object).remove("namespace");
         return Ok(None);
     }
-    let body_namespace = meta_str(object, "namespace").filter(|n| !n.is_empty()).map(str::to_string);
+    let body_namespace = meta_str(object, "namespace")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     let namespace = match (url_namespace, body_namespace) {
         (Some(url), Some(body)) if url != body => {
             return Err(ApiError::BadRequest(
@@ -80,19 +90,45 @@ pub fn resolve_namespace(
 }
 
 /// System data, defaults and validation of a create.
-pub fn admit_create(store: &Store, rt: &ResourceType, object: &mut Value, opts: &WriteOptions) -> Result<(), ApiError> {
+pub fn admit_create(
+    store: &Store,
+    rt: &ResourceType,
+    object: &mut Value,
+    opts: &WriteOptions,
+) -> Result<(), ApiError> {
     let now = store.now();
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), json!(storage_api_version(rt, map)));
-        map.insert("kind".into(), json!(if rt.flavor == Flavor::EventsV1 { "Event" } else { rt.kind.as_str() }));
+        map.insert(
+            "kind".into(),
+            json!(if rt.flavor == Flavor::EventsV1 {
+                "Event"
+            } else {
+                rt.kind.as_str()
+            }),
+        );
     }
     let meta = meta_mut(object);
-    if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+    if meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::BadRequest(
+            "resourceVersion should not be set on objects to be created".into(),
+        ));
     }
-    let name = meta.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let name = if name.is_empty() {
-        match meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
+        match meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|g| !g.is_empty())
+        {
             Some(prefix) => format!("{prefix}{}", object::name_suffix()),
             None => {
                 return Err(ApiError::invalid(
@@ -111,7 +147,11 @@ pub fn admit_create(store: &Store, rt: &ResourceType, object: &mut Value, opts: 
         name
     };
     let mut causes = Vec::new();
-    let name_ok = if rt.flavor == Flavor::Namespace { is_dns_label(&name) } else { is_dns_subdomain(&name) };
+    let name_ok = if rt.flavor == Flavor::Namespace {
+        is_dns_label(&name)
+    } else {
+        is_dns_subdomain(&name)
+    };
     if !name_ok {
         causes.push(Cause::invalid(
             "metadata.name",
@@ -176,17 +216,33 @@ pub fn admit_update(
 ) -> Result<(), ApiError> {
     let _ = store;
     if !new.is_object() {
-        return Err(ApiError::BadRequest("the body of the request must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body of the request must be a JSON object".into(),
+        ));
     }
     if let Some(map) = new.as_object_mut() {
-        let av = old.get("apiVersion").cloned().unwrap_or(json!(rt.api_version()));
+        let av = old
+            .get("apiVersion")
+            .cloned()
+            .unwrap_or(json!(rt.api_version()));
         map.insert("apiVersion".into(), av);
-        map.insert("kind".into(), old.get("kind").cloned().unwrap_or(json!(rt.kind)));
+        map.insert(
+            "kind".into(),
+            old.get("kind").cloned().unwrap_or(json!(rt.kind)),
+        );
     }
     let old_meta = meta(old).cloned().unwrap_or_default();
     {
         let meta = meta_mut(new);
-        for key in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        for key in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
             match old_meta.get(key) {
                 Some(v) => meta.insert(key.into(), v.clone()),
                 None => meta.remove(key),
@@ -249,12 +305,21 @@ pub fn admit_update(
         _ => {}
     }
     if old_meta.contains_key("deletionTimestamp") {
-        let old_finalizers = old_meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
-        let new_finalizers = meta(new).and_then(|m| m.get("finalizers")).and_then(Value::as_array).cloned().unwrap_or_default();
+        let old_finalizers = old_meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let new_finalizers = meta(new)
+            .and_then(|m| m.get("finalizers"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if new_finalizers.iter().any(|f| !old_finalizers.contains(f)) {
             causes.push(Cause {
                 reason: "FieldValueForbidden".into(),
-                message: "Forbidden: no new finalizers can be added if the object is being deleted".into(),
+                message: "Forbidden: no new finalizers can be added if the object is being deleted"
+                    .into(),
                 field: "metadata.finalizers".into(),
             });
         }
@@ -264,7 +329,10 @@ pub fn admit_update(
         return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
     }
     if spec_changed(rt, old, new) {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         meta_mut(new).insert("generation".into(), json!(generation + 1));
     }
     Ok(())
@@ -311,14 +379,20 @@ pub enum DeletePlan {
 
 /// Grace periods as the pod strategy computes them (an unbound or finished pod goes at
 /// once), finalizers holding any object.
-pub fn plan_delete(rt: &ResourceType, old: &Value, grace: Option<i64>, now: jiff::Timestamp) -> DeletePlan {
+pub fn plan_delete(
+    rt: &ResourceType,
+    old: &Value,
+    grace: Option<i64>,
+    now: jiff::Timestamp,
+) -> DeletePlan {
     let has_finalizers = meta(old)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
     let deleting = meta(old).is_some_and(|m| m.contains_key("deletionTimestamp"));
     let grace = if rt.flavor == Flavor::Pod {
-        let spec_grace = object::path(old, &["spec", "terminationGracePeriodSeconds"]).and_then(Value::as_i64);
+        let spec_grace =
+            object::path(old, &["spec", "terminationGracePeriodSeconds"]).and_then(Value::as_i64);
         let mut g = grace.or(spec_grace).unwrap_or(30);
         if g < 0 {
             g = 1;
@@ -333,7 +407,10 @@ pub fn plan_delete(rt: &ResourceType, old: &Value, grace: Option<i64>, now: jiff
         0
     };
     if deleting {
-        let current = meta(old).and_then(|m| m.get("deletionGracePeriodSeconds")).and_then(Value::as_i64).unwrap_or(0);
+        let current = meta(old)
+            .and_then(|m| m.get("deletionGracePeriodSeconds"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if grace >= current {
             return DeletePlan::Unchanged;
         }
@@ -344,7 +421,9 @@ pub fn plan_delete(rt: &ResourceType, old: &Value, grace: Option<i64>, now: jiff
         return DeletePlan::Now;
     }
     let mut marked = old.clone();
-    let at = now.checked_add(jiff::SignedDuration::from_secs(grace)).unwrap_or(now);
+    let at = now
+        .checked_add(jiff::SignedDuration::from_secs(grace))
+        .unwrap_or(now);
     let m = meta_mut(&mut marked);
     m.insert("deletionTimestamp".into(), json!(object::format_time(at)));
     m.insert("deletionGracePeriodSeconds".into(), json!(grace));
@@ -356,8 +435,13 @@ pub fn plan_delete(rt: &ResourceType, old: &Value, grace: Option<i64>, now: jiff
 pub fn deletion_finished(object: &Value) -> bool {
     let Some(m) = meta(object) else { return false };
     m.contains_key("deletionTimestamp")
-        && m.get("finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
-        && m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0
+        && m.get("finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty())
+        && m.get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
 }
 
 // ---- pods ------------------------------------------------------------------
@@ -368,7 +452,9 @@ const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// Pod defaults: those of the v1 defaulting functions, plus the `not-ready` /
 /// `unreachable` tolerations (300 s) the DefaultTolerationSeconds plugin adds.
 pub fn default_pod(pod: &mut Value) {
-    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     let defaults: [(&str, Value); 8] = [
         ("restartPolicy", json!("Always")),
         ("terminationGracePeriodSeconds", json!(30)),
@@ -385,10 +471,15 @@ pub fn default_pod(pod: &mut Value) {
     for list in ["containers", "initContainers"] {
         if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in containers.iter_mut().filter_map(Value::as_object_mut) {
-                c.entry("terminationMessagePath").or_insert(json!("/dev/termination-log"));
+                c.entry("terminationMessagePath")
+                    .or_insert(json!("/dev/termination-log"));
                 c.entry("terminationMessagePolicy").or_insert(json!("File"));
                 let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                let policy = if image_is_latest(image) { "Always" } else { "IfNotPresent" };
+                let policy = if image_is_latest(image) {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
                 c.entry("imagePullPolicy").or_insert(json!(policy));
                 c.entry("resources").or_insert(json!({}));
             }
@@ -401,7 +492,8 @@ pub fn default_pod(pod: &mut Value) {
                 let tkey = t.get("key").and_then(Value::as_str).unwrap_or_default();
                 let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
                 let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
-                (tkey == key || (tkey.is_empty() && op == "Exists")) && (effect.is_empty() || effect == "NoExecute")
+                (tkey == key || (tkey.is_empty() && op == "Exists"))
+                    && (effect.is_empty() || effect == "NoExecute")
             });
             if !covered {
                 list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
@@ -437,12 +529,20 @@ fn validate_pod(pod: &Value, causes: &mut Vec<Cause>) {
     if let Some(policy) = spec.get("restartPolicy").and_then(Value::as_str)
         && !["Always", "OnFailure", "Never"].contains(&policy)
     {
-        causes.push(Cause::unsupported("spec.restartPolicy", policy, &["Always", "OnFailure", "Never"]));
+        causes.push(Cause::unsupported(
+            "spec.restartPolicy",
+            policy,
+            &["Always", "OnFailure", "Never"],
+        ));
     }
     if let Some(g) = spec.get("terminationGracePeriodSeconds")
         && !g.is_i64()
     {
-        causes.push(Cause::invalid("spec.terminationGracePeriodSeconds", &g.to_string(), "must be an integer"));
+        causes.push(Cause::invalid(
+            "spec.terminationGracePeriodSeconds",
+            &g.to_string(),
+            "must be an integer",
+        ));
     }
 }
 
@@ -462,7 +562,10 @@ fn validate_containers(containers: &[Value], field: &str, causes: &mut Vec<Cause
             causes.push(Cause::invalid(format!("{field}[{i}].name"), name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"));
         }
         seen.push(name);
-        if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if c.get("image")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.push(Cause::required(format!("{field}[{i}].image")));
         }
     }
@@ -481,7 +584,12 @@ fn check_pod_spec_update(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
                     }
                 }
             }
-            for key in ["activeDeadlineSeconds", "tolerations", "schedulingGates", "terminationGracePeriodSeconds"] {
+            for key in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "schedulingGates",
+                "terminationGracePeriodSeconds",
+            ] {
                 s.remove(key);
             }
         }
@@ -508,7 +616,10 @@ fn qos_class(pod: &Value) -> &'static str {
         let requests = object::path(c, &["resources", "requests"]).and_then(Value::as_object);
         let limits = object::path(c, &["resources", "limits"]).and_then(Value::as_object);
         let has = |m: Option<&Map<String, Value>>, k: &str| m.is_some_and(|m| m.contains_key(k));
-        if ["cpu", "memory"].iter().any(|k| has(requests, k) || has(limits, k)) {
+        if ["cpu", "memory"]
+            .iter()
+            .any(|k| has(requests, k) || has(limits, k))
+        {
             any = true;
         }
         for k in ["cpu", "memory"] {
@@ -529,7 +640,11 @@ fn qos_class(pod: &Value) -> &'static str {
 }
 
 fn validate_event(event: &Value, causes: &mut Vec<Cause>) {
-    if event.get("involvedObject").and_then(Value::as_object).is_none() {
+    if event
+        .get("involvedObject")
+        .and_then(Value::as_object)
+        .is_none()
+    {
         causes.push(Cause::required("involvedObject"));
     }
 }
@@ -540,9 +655,13 @@ pub fn set_condition(object: &mut Value, condition: Value) {
     let status = object
         .as_object_mut()
         .map(|m| m.entry("status").or_insert(json!({})));
-    let Some(status) = status.and_then(Value::as_object_mut) else { return };
+    let Some(status) = status.and_then(Value::as_object_mut) else {
+        return;
+    };
     let conditions = status.entry("conditions").or_insert(json!([]));
-    let Some(list) = conditions.as_array_mut() else { return };
+    let Some(list) = conditions.as_array_mut() else {
+        return;
+    };
     match list.iter_mut().find(|c| c.get("type") == Some(&ctype)) {
         Some(existing) => {
             let same = existing.get("status") == condition.get("status");
@@ -575,7 +694,8 @@ fn storage_api_version(rt: &ResourceType, object: &Map<String, Value>) -> String
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }

@@ -44,7 +44,9 @@ struct Entry {
 
 impl Entry {
     fn same_identity(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.manager == manager && self.operation == operation && self.subresource.as_deref() == subresource
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 
     fn to_json(&self) -> Value {
@@ -63,17 +65,35 @@ impl Entry {
 }
 
 fn read_entries(object: &Value) -> Vec<Entry> {
-    let Some(list) = object::meta(object).and_then(|m| m.get("managedFields")).and_then(Value::as_array) else {
+    let Some(list) = object::meta(object)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+    else {
         return vec![];
     };
     list.iter()
         .filter_map(|e| {
             Some(Entry {
                 manager: e.get("manager")?.as_str()?.to_string(),
-                operation: e.get("operation").and_then(Value::as_str).unwrap_or("Update").to_string(),
-                api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
-                subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
-                time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
+                operation: e
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Update")
+                    .to_string(),
+                api_version: e
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                subresource: e
+                    .get("subresource")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                time: e
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 fields: e.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
             })
         })
@@ -81,7 +101,11 @@ fn read_entries(object: &Value) -> Vec<Entry> {
 }
 
 fn write_entries(object: &mut Value, entries: &[Entry]) {
-    let list: Vec<Value> = entries.iter().filter(|e| !e.fields.is_empty()).map(Entry::to_json).collect();
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(Entry::to_json)
+        .collect();
     let meta = object::meta_mut(object);
     if list.is_empty() {
         meta.remove("managedFields");
@@ -115,7 +139,11 @@ pub fn record_update(
             changed.insert(path.clone());
         }
     }
-    let removed: Vec<FieldPath> = old_leaves.keys().filter(|p| !new_leaves.contains_key(*p)).cloned().collect();
+    let removed: Vec<FieldPath> = old_leaves
+        .keys()
+        .filter(|p| !new_leaves.contains_key(*p))
+        .cloned()
+        .collect();
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);
         return;
@@ -127,7 +155,10 @@ pub fn record_update(
     }
     let sub = subresource.name();
     let time = object::format_time(now);
-    match entries.iter_mut().find(|e| e.same_identity(manager, "Update", sub)) {
+    match entries
+        .iter_mut()
+        .find(|e| e.same_identity(manager, "Update", sub))
+    {
         Some(e) => {
             e.fields.extend(changed);
             e.time = time;
@@ -152,7 +183,13 @@ pub fn strip_for_create(body: &Value) -> Value {
 }
 
 /// managedFields of an object created by apply: the applier owns what it applied.
-pub fn record_apply_create(rt: &ResourceType, object: &mut Value, body: &Value, manager: &str, now: jiff::Timestamp) {
+pub fn record_apply_create(
+    rt: &ResourceType,
+    object: &mut Value,
+    body: &Value,
+    manager: &str,
+    now: jiff::Timestamp,
+) {
     let fields: BTreeSet<FieldPath> = leaves(rt, body).into_keys().collect();
     let entry = Entry {
         manager: manager.to_string(),
@@ -205,12 +242,21 @@ pub fn apply(
                     field: render_path(p),
                 })
                 .collect();
-            let listing: Vec<String> = causes.iter().map(|c| format!("- {}: {}", c.message, c.field)).collect();
+            let listing: Vec<String> = causes
+                .iter()
+                .map(|c| format!("- {}: {}", c.message, c.field))
+                .collect();
             return Err(ApiError::Conflict {
                 resource: rt.plural.clone(),
                 group: rt.group.clone(),
-                name: object::meta_str(current, "name").unwrap_or_default().to_string(),
-                message: format!("Apply failed with {} conflict(s):\n{}", causes.len(), listing.join("\n")),
+                name: object::meta_str(current, "name")
+                    .unwrap_or_default()
+                    .to_string(),
+                message: format!(
+                    "Apply failed with {} conflict(s):\n{}",
+                    causes.len(),
+                    listing.join("\n")
+                ),
             });
         }
         for e in entries.iter_mut() {
@@ -235,12 +281,18 @@ pub fn apply(
     let mut body_clean = body.clone();
     strip_system(&mut body_clean);
     merge(rt, &mut merged, &body_clean, &mut vec![]);
-    for path in previous.iter().filter(|p| !applied.contains_key(*p) && !others.contains(p)) {
+    for path in previous
+        .iter()
+        .filter(|p| !applied.contains_key(*p) && !others.contains(p))
+    {
         remove_path(&mut merged, path);
     }
     let fields: BTreeSet<FieldPath> = applied.into_keys().collect();
     let time = object::format_time(now);
-    match entries.iter_mut().find(|e| e.same_identity(manager, "Apply", sub)) {
+    match entries
+        .iter_mut()
+        .find(|e| e.same_identity(manager, "Apply", sub))
+    {
         Some(e) => {
             e.fields = fields;
             e.time = time;
@@ -259,7 +311,11 @@ pub fn apply(
 }
 
 fn api_version_of(rt: &ResourceType, object: &Value) -> String {
-    object.get("apiVersion").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| rt.api_version())
+    object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| rt.api_version())
 }
 
 fn strip_system(object: &mut Value) {
@@ -290,7 +346,11 @@ fn list_keys(rt: &ResourceType, names: &[&str]) -> Option<Vec<String>> {
         return None;
     }
     let keys = schema.get("x-kubernetes-list-map-keys")?.as_array()?;
-    Some(keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+    Some(
+        keys.iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+    )
 }
 
 fn element_key(item: &Value, keys: &[String]) -> Option<String> {
@@ -304,7 +364,9 @@ fn element_key(item: &Value, keys: &[String]) -> Option<String> {
 /// Leaf paths of an object (system metadata excluded) with their values.
 fn leaves<'a>(rt: &ResourceType, object: &'a Value) -> BTreeMap<FieldPath, &'a Value> {
     let mut out = BTreeMap::new();
-    let Some(map) = object.as_object() else { return out };
+    let Some(map) = object.as_object() else {
+        return out;
+    };
     for (k, v) in map {
         if k == "apiVersion" || k == "kind" {
             continue;
@@ -387,7 +449,9 @@ fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mu
     if !live.is_object() {
         *live = Value::Object(Map::new());
     }
-    let Value::Object(live_map) = live else { return };
+    let Value::Object(live_map) = live else {
+        return;
+    };
     for (k, v) in applied_map {
         names.push(k.as_str());
         match v {
@@ -395,7 +459,9 @@ fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mu
                 live_map.remove(k);
             }
             Value::Object(_) => {
-                let slot = live_map.entry(k.clone()).or_insert(Value::Object(Map::new()));
+                let slot = live_map
+                    .entry(k.clone())
+                    .or_insert(Value::Object(Map::new()));
                 merge(rt, slot, v, names);
             }
             Value::Array(items) => match list_keys(rt, names) {
@@ -408,7 +474,8 @@ fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mu
                         for item in items {
                             let id = element_key(item, &keys);
                             let pos = id.as_ref().and_then(|id| {
-                                list.iter().position(|e| element_key(e, &keys).as_ref() == Some(id))
+                                list.iter()
+                                    .position(|e| element_key(e, &keys).as_ref() == Some(id))
                             });
                             match pos {
                                 Some(i) => merge(rt, &mut list[i], item, names),
@@ -430,7 +497,9 @@ fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mu
 }
 
 fn remove_path(object: &mut Value, path: &FieldPath) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = object;
     let mut parents = parents.iter().peekable();
     while let Some(pe) = parents.next() {
@@ -464,7 +533,9 @@ fn remove_path(object: &mut Value, path: &FieldPath) {
 }
 
 fn matches_key(element: &Value, key: &str) -> bool {
-    let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else { return false };
+    let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
+        return false;
+    };
     key.iter().all(|(k, v)| element.get(k) == Some(v))
 }
 
@@ -476,7 +547,11 @@ fn render_path(path: &FieldPath) -> String {
             out.push_str(f);
         } else if let Some(k) = pe.strip_prefix("k:") {
             let rendered = match serde_json::from_str::<Value>(k) {
-                Ok(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                Ok(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 _ => k.to_string(),
             };
             out.push_str(&format!("[{rendered}]"));
@@ -542,9 +617,27 @@ mod tests {
         let mut current = json!({"metadata": {"name": "p", "labels": {"a": "1"}}});
         record_update(&rt, None, &mut current, "ctl", Subresource::Main, now());
         let body = json!({"metadata": {"name": "p", "labels": {"a": "2"}}});
-        let err = apply(&rt, &current, &body, "kubectl", false, Subresource::Main, now()).unwrap_err();
+        let err = apply(
+            &rt,
+            &current,
+            &body,
+            "kubectl",
+            false,
+            Subresource::Main,
+            now(),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), 409);
-        let ok = apply(&rt, &current, &body, "kubectl", true, Subresource::Main, now()).unwrap();
+        let ok = apply(
+            &rt,
+            &current,
+            &body,
+            "kubectl",
+            true,
+            Subresource::Main,
+            now(),
+        )
+        .unwrap();
         assert_eq!(ok["metadata"]["labels"]["a"], "2");
     }
 
@@ -552,8 +645,26 @@ mod tests {
     fn apply_removes_fields_the_manager_dropped() {
         let rt = pods();
         let current = json!({"metadata": {"name": "p"}});
-        let first = apply(&rt, &current, &json!({"metadata": {"labels": {"a": "1", "b": "2"}}}), "m", false, Subresource::Main, now()).unwrap();
-        let second = apply(&rt, &first, &json!({"metadata": {"labels": {"a": "1"}}}), "m", false, Subresource::Main, now()).unwrap();
+        let first = apply(
+            &rt,
+            &current,
+            &json!({"metadata": {"labels": {"a": "1", "b": "2"}}}),
+            "m",
+            false,
+            Subresource::Main,
+            now(),
+        )
+        .unwrap();
+        let second = apply(
+            &rt,
+            &first,
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+            "m",
+            false,
+            Subresource::Main,
+            now(),
+        )
+        .unwrap();
         assert_eq!(second["metadata"]["labels"], json!({"a": "1"}));
     }
 

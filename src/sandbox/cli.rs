@@ -30,7 +30,10 @@ pub struct SandboxArgs {
 
 /// The `sandbox` subcommand.
 pub fn run(args: &SandboxArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

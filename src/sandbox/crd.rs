@@ -25,7 +25,11 @@ pub fn served_types(crd: &Value) -> Option<(String, Vec<ResourceType>)> {
         names
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
@@ -41,9 +45,17 @@ pub fn served_types(crd: &Value) -> Option<(String, Vec<ResourceType>)> {
         if v.get("served").and_then(Value::as_bool) != Some(true) {
             continue;
         }
-        let Some(version) = v.get("name").and_then(Value::as_str) else { continue };
-        let schema = v.get("schema").and_then(|s| s.get("openAPIV3Schema")).cloned();
-        let status_subresource = v.get("subresources").and_then(|s| s.get("status")).is_some();
+        let Some(version) = v.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let schema = v
+            .get("schema")
+            .and_then(|s| s.get("openAPIV3Schema"))
+            .cloned();
+        let status_subresource = v
+            .get("subresources")
+            .and_then(|s| s.get("status"))
+            .is_some();
         types.push(ResourceType {
             group: group.clone(),
             version: version.to_string(),
@@ -65,7 +77,10 @@ pub fn served_types(crd: &Value) -> Option<(String, Vec<ResourceType>)> {
 }
 
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
-    let Some(columns) = version.get("additionalPrinterColumns").and_then(Value::as_array) else {
+    let Some(columns) = version
+        .get("additionalPrinterColumns")
+        .and_then(Value::as_array)
+    else {
         return vec![PrinterColumn {
             name: "Age".into(),
             type_: "date".into(),
@@ -78,7 +93,12 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
     columns
         .iter()
         .filter_map(|c| {
-            let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let text = |k: &str| {
+                c.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             Some(PrinterColumn {
                 name: c.get("name")?.as_str()?.to_string(),
                 type_: text("type"),
@@ -94,13 +114,21 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
 /// Validates a CRD (the checks that keep the sandbox consistent).
 pub fn validate(crd: &Value, causes: &mut Vec<Cause>) {
     let spec = crd.get("spec");
-    let text = |path: &[&str]| spec.and_then(|s| object::path_str(s, path)).unwrap_or_default().to_string();
+    let text = |path: &[&str]| {
+        spec.and_then(|s| object::path_str(s, path))
+            .unwrap_or_default()
+            .to_string()
+    };
     let group = text(&["group"]);
     let plural = text(&["names", "plural"]);
     if group.is_empty() {
         causes.push(Cause::required("spec.group"));
     } else if !group.contains('.') {
-        causes.push(Cause::invalid("spec.group", &group, "should be a domain with at least one dot"));
+        causes.push(Cause::invalid(
+            "spec.group",
+            &group,
+            "should be a domain with at least one dot",
+        ));
     }
     if plural.is_empty() {
         causes.push(Cause::required("spec.names.plural"));
@@ -110,16 +138,29 @@ pub fn validate(crd: &Value, causes: &mut Vec<Cause>) {
     }
     let scope = text(&["scope"]);
     if !["Namespaced", "Cluster"].contains(&scope.as_str()) {
-        causes.push(Cause::unsupported("spec.scope", &scope, &["Cluster", "Namespaced"]));
+        causes.push(Cause::unsupported(
+            "spec.scope",
+            &scope,
+            &["Cluster", "Namespaced"],
+        ));
     }
     let name = meta_str(crd, "name").unwrap_or_default();
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid("metadata.name", name, &format!("must be spec.names.plural+\".\"+spec.group")));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
-    let versions = spec.and_then(|s| s.get("versions")).and_then(Value::as_array);
+    let versions = spec
+        .and_then(|s| s.get("versions"))
+        .and_then(Value::as_array);
     match versions {
         Some(v) if !v.is_empty() => {
-            let storage = v.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
+            let storage = v
+                .iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .count();
             if storage != 1 {
                 causes.push(Cause::invalid(
                     "spec.versions",
@@ -140,13 +181,24 @@ pub fn set_status(crd: &mut Value) {
         .and_then(|m| m.get("creationTimestamp"))
         .cloned()
         .unwrap_or(Value::Null);
-    let mut names = crd.get("spec").and_then(|s| s.get("names")).cloned().unwrap_or(json!({}));
+    let mut names = crd
+        .get("spec")
+        .and_then(|s| s.get("names"))
+        .cloned()
+        .unwrap_or(json!({}));
     if let Some(n) = names.as_object_mut() {
-        let kind = n.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-        n.entry("singular").or_insert(json!(kind.to_ascii_lowercase()));
+        let kind = n
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        n.entry("singular")
+            .or_insert(json!(kind.to_ascii_lowercase()));
         n.entry("listKind").or_insert(json!(format!("{kind}List")));
     }
-    if let Some(spec_names) = crd.pointer_mut("/spec/names").and_then(Value::as_object_mut)
+    if let Some(spec_names) = crd
+        .pointer_mut("/spec/names")
+        .and_then(Value::as_object_mut)
         && let Some(n) = names.as_object()
     {
         for key in ["singular", "listKind"] {
@@ -158,7 +210,10 @@ pub fn set_status(crd: &mut Value) {
     let storage = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().find(|v| v.get("storage").and_then(Value::as_bool) == Some(true)))
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        })
         .and_then(|v| v.get("name").cloned());
     let mut stored: Vec<Value> = crd
         .pointer("/status/storedVersions")
@@ -187,12 +242,22 @@ pub fn set_status(crd: &mut Value) {
 
 /// What the server does to a custom resource on write: defaults from the schema,
 /// unknown fields pruned (an error under `fieldValidation=Strict`), then validation.
-pub fn admit(rt: &ResourceType, object: &mut Value, strict: bool, causes: &mut Vec<Cause>) -> Result<(), ApiError> {
-    let Some(schema) = rt.schema.as_ref() else { return Ok(()) };
+pub fn admit(
+    rt: &ResourceType,
+    object: &mut Value,
+    strict: bool,
+    causes: &mut Vec<Cause>,
+) -> Result<(), ApiError> {
+    let Some(schema) = rt.schema.as_ref() else {
+        return Ok(());
+    };
     let mut unknown = Vec::new();
     if let Some(map) = object.as_object_mut() {
         let props = schema.get("properties").and_then(Value::as_object);
-        let preserve = schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
+        let preserve = schema
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true);
         let keys: Vec<String> = map.keys().cloned().collect();
         for key in keys {
             if ["apiVersion", "kind", "metadata"].contains(&key.as_str()) {
@@ -213,7 +278,10 @@ pub fn admit(rt: &ResourceType, object: &mut Value, strict: bool, causes: &mut V
         }
     }
     if strict && !unknown.is_empty() {
-        let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field \"{u}\""))
+            .collect();
         return Err(ApiError::BadRequest(format!(
             "{} in body is invalid: strict decoding error: {}",
             rt.kind,
@@ -226,7 +294,10 @@ pub fn admit(rt: &ResourceType, object: &mut Value, strict: bool, causes: &mut V
 }
 
 fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {
-    let preserve = schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
+    let preserve = schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true);
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
@@ -235,7 +306,9 @@ fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String
             for key in keys {
                 let child_path = format!("{path}.{key}");
                 let child_schema = props.and_then(|p| p.get(&key)).or(match additional {
-                    Some(Value::Object(s)) => Some(additional.unwrap_or(&Value::Null)).filter(|_| !s.is_empty()),
+                    Some(Value::Object(s)) => {
+                        Some(additional.unwrap_or(&Value::Null)).filter(|_| !s.is_empty())
+                    }
                     _ => None,
                 });
                 match child_schema {
@@ -244,8 +317,12 @@ fn prune(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String
                             prune(s, v, &child_path, unknown);
                         }
                     }
-                    None if preserve || additional == Some(&Value::Bool(true)) || matches!(additional, Some(Value::Object(o)) if o.is_empty()) => {}
-                    None if props.is_none() && additional.is_none() && schema.get("type").is_none() => {}
+                    None if preserve
+                        || additional == Some(&Value::Bool(true))
+                        || matches!(additional, Some(Value::Object(o)) if o.is_empty()) => {}
+                    None if props.is_none()
+                        && additional.is_none()
+                        && schema.get("type").is_none() => {}
                     None => {
                         map.remove(&key);
                         unknown.push(child_path);
@@ -301,7 +378,13 @@ pub fn default(schema: &Value, value: &mut Value) {
 }
 
 fn validate_value(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>, root: bool) {
-    let field = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let field = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     if let Some(t) = schema.get("type").and_then(Value::as_str) {
         let ok = match t {
             "object" => value.is_object(),
@@ -313,14 +396,17 @@ fn validate_value(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Ca
             _ => true,
         };
         let nullable = schema.get("nullable").and_then(Value::as_bool) == Some(true);
-        if !ok && !(nullable && value.is_null()) {
+        if !(ok || nullable && value.is_null()) {
             let shown = match value {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
             causes.push(Cause {
                 reason: "FieldValueTypeInvalid".into(),
-                message: format!("Invalid value: \"{shown}\": {path} in body must be of type {t}: \"{}\"", json_type(value)),
+                message: format!(
+                    "Invalid value: \"{shown}\": {path} in body must be of type {t}: \"{}\"",
+                    json_type(value)
+                ),
                 field: path.to_string(),
             });
             return;
@@ -329,21 +415,35 @@ fn validate_value(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Ca
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
-        let names: Vec<String> = allowed.iter().map(|a| a.as_str().map(str::to_string).unwrap_or(a.to_string())).collect();
+        let names: Vec<String> = allowed
+            .iter()
+            .map(|a| a.as_str().map(str::to_string).unwrap_or(a.to_string()))
+            .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let shown = value.as_str().map(str::to_string).unwrap_or(value.to_string());
+        let shown = value
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(value.to_string());
         causes.push(Cause::unsupported(path, &shown, &refs));
     }
     if let Some(n) = value.as_f64() {
         if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
             && n < min
         {
-            causes.push(Cause::invalid(path, &value.to_string(), &format!("{path} in body should be greater than or equal to {min}")));
+            causes.push(Cause::invalid(
+                path,
+                &value.to_string(),
+                &format!("{path} in body should be greater than or equal to {min}"),
+            ));
         }
         if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
             && n > max
         {
-            causes.push(Cause::invalid(path, &value.to_string(), &format!("{path} in body should be less than or equal to {max}")));
+            causes.push(Cause::invalid(
+                path,
+                &value.to_string(),
+                &format!("{path} in body should be less than or equal to {max}"),
+            ));
         }
     }
     match value {
@@ -393,7 +493,10 @@ fn json_type(v: &Value) -> &'static str {
 /// version (conversion strategy None: only apiVersion changes).
 pub fn to_storage_version(_registry: &Registry, rt: &ResourceType, mut object: Value) -> Value {
     if let Some(m) = object.as_object_mut() {
-        m.insert("apiVersion".into(), json!(format!("{}/{}", rt.group, rt.storage_version)));
+        m.insert(
+            "apiVersion".into(),
+            json!(format!("{}/{}", rt.group, rt.storage_version)),
+        );
     }
     object
 }

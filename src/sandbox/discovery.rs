@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{Value, json};
 
-use super::resources::{Registry, ResourceType, version_priority};
+use super::resources::{Registry, ResourceType};
 
 /// The Kubernetes version the sandbox reports (within kubectl's supported skew).
 pub const MAJOR: &str = "1";
@@ -50,7 +50,11 @@ fn group_json(group: &str, versions: &[String]) -> Value {
 
 /// `GET /apis`
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = registry.groups().iter().map(|(g, vs)| group_json(g, vs)).collect();
+    let groups: Vec<Value> = registry
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -64,11 +68,24 @@ pub fn group(registry: &Registry, group: &str) -> Option<Value> {
     Some(g)
 }
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 /// `GET /api/v1` or `GET /apis/{group}/{version}`
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<_> = registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -98,15 +115,27 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
                                   "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
     }
-    let group_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}))
+    let group_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}),
+    )
 }
 
 /// Every served group-version, as OpenAPI v3 names them (`api/v1`, `apis/g/v`).
-fn openapi_group_versions(registry: &Registry) -> BTreeMap<String, Vec<std::sync::Arc<ResourceType>>> {
+fn openapi_group_versions(
+    registry: &Registry,
+) -> BTreeMap<String, Vec<std::sync::Arc<ResourceType>>> {
     let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for t in registry.all() {
-        let key = if t.group.is_empty() { format!("api/{}", t.version) } else { format!("apis/{}/{}", t.group, t.version) };
+        let key = if t.group.is_empty() {
+            format!("api/{}", t.version)
+        } else {
+            format!("apis/{}/{}", t.group, t.version)
+        };
         out.entry(key).or_default().push(t);
     }
     out
@@ -161,14 +190,17 @@ pub fn openapi_document(registry: &Registry, group_version: &str) -> Option<Valu
             "x-kubernetes-group-version-kind": gvk,
             "responses": {"200": {"description": "OK"}},
         });
-        let mut name_param = vec![json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}})];
+        let mut name_param = vec![
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}),
+        ];
         if t.namespaced {
             name_param.push(json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}}));
         }
-        paths.insert(item, json!({"get": get, "patch": patch, "parameters": name_param}));
+        paths.insert(
+            item,
+            json!({"get": get, "patch": patch, "parameters": name_param}),
+        );
     }
-    let mut versions: Vec<&str> = types.iter().map(|t| t.version.as_str()).collect();
-    versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": GIT_VERSION},

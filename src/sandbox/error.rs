@@ -51,15 +51,31 @@ impl Cause {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ApiError {
     #[error("{resource} \"{name}\" not found")]
-    NotFound { resource: String, group: String, name: String },
+    NotFound {
+        resource: String,
+        group: String,
+        name: String,
+    },
     #[error("{resource} \"{name}\" already exists")]
-    AlreadyExists { resource: String, group: String, name: String },
-    #[error(
-        "Operation cannot be fulfilled on {resource} \"{name}\": {message}"
-    )]
-    Conflict { resource: String, group: String, name: String, message: String },
+    AlreadyExists {
+        resource: String,
+        group: String,
+        name: String,
+    },
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {message}")]
+    Conflict {
+        resource: String,
+        group: String,
+        name: String,
+        message: String,
+    },
     #[error("{kind} \"{name}\" is invalid: {}", causes.iter().map(Cause::render).collect::<Vec<_>>().join(", "))]
-    Invalid { kind: String, group: String, name: String, causes: Vec<Cause> },
+    Invalid {
+        kind: String,
+        group: String,
+        name: String,
+        causes: Vec<Cause>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -73,7 +89,10 @@ pub enum ApiError {
     #[error("{0}")]
     Gone(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_seconds: u32 },
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u32,
+    },
     #[error("Internal error occurred: {0}")]
     Internal(String),
     #[error("{0}")]
@@ -86,7 +105,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn not_found(resource: &str, group: &str, name: &str) -> Self {
-        ApiError::NotFound { resource: resource.into(), group: group.into(), name: name.into() }
+        ApiError::NotFound {
+            resource: resource.into(),
+            group: group.into(),
+            name: name.into(),
+        }
     }
 
     pub fn already_exists(resource: &str, group: &str, name: &str) -> Self {
@@ -108,7 +131,12 @@ impl ApiError {
     }
 
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<Cause>) -> Self {
-        ApiError::Invalid { kind: kind.into(), group: group.into(), name: name.into(), causes }
+        ApiError::Invalid {
+            kind: kind.into(),
+            group: group.into(),
+            name: name.into(),
+            causes,
+        }
     }
 
     /// `410 Expired`: the resourceVersion fell out of the history window.
@@ -159,24 +187,39 @@ impl ApiError {
     /// The `Status` object of this error, as JSON.
     pub fn status(&self) -> Value {
         let details = match self {
-            ApiError::NotFound { resource, group, name }
-            | ApiError::AlreadyExists { resource, group, name }
-            | ApiError::Conflict { resource, group, name, .. } => {
-                Some(details(name, group, resource, None))
+            ApiError::NotFound {
+                resource,
+                group,
+                name,
             }
-            ApiError::Invalid { kind, group, name, causes } => {
+            | ApiError::AlreadyExists {
+                resource,
+                group,
+                name,
+            }
+            | ApiError::Conflict {
+                resource,
+                group,
+                name,
+                ..
+            } => Some(details(name, group, resource, None)),
+            ApiError::Invalid {
+                kind,
+                group,
+                name,
+                causes,
+            } => {
                 let causes = causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                     .collect();
                 Some(details(name, group, kind, Some(causes)))
             }
-            ApiError::TooManyRequests { retry_after_seconds, .. } => {
-                Some(json!({"retryAfterSeconds": retry_after_seconds}))
-            }
-            ApiError::Internal(message) => {
-                Some(json!({"causes": [{"message": message}]}))
-            }
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Some(json!({"retryAfterSeconds": retry_after_seconds})),
+            ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
             _ => None,
         };
         let mut status = json!({

@@ -18,11 +18,22 @@ const RENAMES: &[(&str, &str)] = &[
 ];
 
 /// Fields with the same name in both versions.
-const SHARED: &[&str] = &["metadata", "eventTime", "series", "action", "reason", "related", "type", "reportingInstance"];
+const SHARED: &[&str] = &[
+    "metadata",
+    "eventTime",
+    "series",
+    "action",
+    "reason",
+    "related",
+    "type",
+    "reportingInstance",
+];
 
 /// An events.k8s.io/v1 Event as the stored core/v1 Event.
 pub fn v1_to_core(event: &Value) -> Value {
-    let Some(src) = event.as_object() else { return event.clone() };
+    let Some(src) = event.as_object() else {
+        return event.clone();
+    };
     let mut out = Map::new();
     out.insert("apiVersion".into(), Value::String("v1".into()));
     out.insert("kind".into(), Value::String("Event".into()));
@@ -41,9 +52,14 @@ pub fn v1_to_core(event: &Value) -> Value {
 
 /// A stored core/v1 Event as an events.k8s.io/v1 Event.
 pub fn core_to_v1(event: &Value) -> Value {
-    let Some(src) = event.as_object() else { return event.clone() };
+    let Some(src) = event.as_object() else {
+        return event.clone();
+    };
     let mut out = Map::new();
-    out.insert("apiVersion".into(), Value::String("events.k8s.io/v1".into()));
+    out.insert(
+        "apiVersion".into(),
+        Value::String("events.k8s.io/v1".into()),
+    );
     out.insert("kind".into(), Value::String("Event".into()));
     for key in SHARED {
         if let Some(v) = src.get(*key) {
@@ -61,8 +77,11 @@ pub fn core_to_v1(event: &Value) -> Value {
         }
     }
     // events.k8s.io/v1 requires eventTime; old-style core events only have timestamps.
-    if !out.get("eventTime").is_some_and(|t| !t.is_null()) {
-        let fallback = src.get("firstTimestamp").or_else(|| src.get("lastTimestamp")).cloned();
+    if out.get("eventTime").is_none_or(Value::is_null) {
+        let fallback = src
+            .get("firstTimestamp")
+            .or_else(|| src.get("lastTimestamp"))
+            .cloned();
         if let Some(t) = fallback.filter(|t| !t.is_null()) {
             out.insert("eventTime".into(), micro(&t));
         }

@@ -82,7 +82,10 @@ impl Faults {
     }
 
     pub fn config(&self) -> FaultConfig {
-        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn set_config(&self, config: FaultConfig) {
@@ -132,7 +135,9 @@ impl Faults {
     }
 
     pub(crate) fn count_watch_closed_after_events(&self) {
-        self.counters.watches_closed_after_events.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .watches_closed_after_events
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_restart(&self) {
@@ -141,7 +146,11 @@ impl Faults {
 
     /// The latency to add to a request, if any (counted).
     pub fn latency(&self) -> Option<Duration> {
-        let ms = self.config.lock().unwrap_or_else(|e| e.into_inner()).latency_millis;
+        let ms = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latency_millis;
         (ms > 0).then(|| {
             self.counters.delayed.fetch_add(1, Ordering::Relaxed);
             Duration::from_millis(ms)
@@ -165,12 +174,16 @@ impl Faults {
             });
         }
         if draw < config.throttle_fraction + config.error_fraction {
-            self.counters.internal_errors.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .internal_errors
+                .fetch_add(1, Ordering::Relaxed);
             return Some(ApiError::Internal("injected fault".into()));
         }
         if draw < total {
             self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
-            return Some(ApiError::ServiceUnavailable("the server is currently unable to handle the request".into()));
+            return Some(ApiError::ServiceUnavailable(
+                "the server is currently unable to handle the request".into(),
+            ));
         }
         None
     }
@@ -188,7 +201,10 @@ mod tests {
     #[test]
     fn sampled_faults_follow_fractions_and_are_counted() {
         let f = Faults::new(7);
-        f.set_config(FaultConfig { throttle_fraction: 0.5, ..Default::default() });
+        f.set_config(FaultConfig {
+            throttle_fraction: 0.5,
+            ..Default::default()
+        });
         let hits = (0..1000).filter(|_| f.sample_error().is_some()).count();
         assert!((400..600).contains(&hits), "{hits}");
         assert_eq!(f.counts().throttled, hits as u64);

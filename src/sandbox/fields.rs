@@ -45,7 +45,11 @@ impl FieldSelector {
                     "field label not supported: {field}"
                 )));
             }
-            requirements.push(FieldRequirement { field, value: unescape(value.trim()), equal });
+            requirements.push(FieldRequirement {
+                field,
+                value: unescape(value.trim()),
+                equal,
+            });
         }
         Ok(FieldSelector { requirements })
     }
@@ -159,8 +163,14 @@ pub fn selectable_fields(flavor: Flavor) -> &'static [(&'static str, &'static [&
             ("involvedObject.namespace", &["involvedObject", "namespace"]),
             ("involvedObject.name", &["involvedObject", "name"]),
             ("involvedObject.uid", &["involvedObject", "uid"]),
-            ("involvedObject.apiVersion", &["involvedObject", "apiVersion"]),
-            ("involvedObject.resourceVersion", &["involvedObject", "resourceVersion"]),
+            (
+                "involvedObject.apiVersion",
+                &["involvedObject", "apiVersion"],
+            ),
+            (
+                "involvedObject.resourceVersion",
+                &["involvedObject", "resourceVersion"],
+            ),
             ("involvedObject.fieldPath", &["involvedObject", "fieldPath"]),
             ("reason", &["reason"]),
             ("reportingComponent", &["reportingComponent"]),
@@ -213,7 +223,8 @@ mod tests {
 
     #[test]
     fn parses_equal_and_not_equal() {
-        let s = FieldSelector::parse("spec.nodeName=n1,status.phase!=Running", Flavor::Pod).unwrap();
+        let s =
+            FieldSelector::parse("spec.nodeName=n1,status.phase!=Running", Flavor::Pod).unwrap();
         assert_eq!(s.requirements.len(), 2);
         assert!(s.requirements[0].equal);
         assert!(!s.requirements[1].equal);

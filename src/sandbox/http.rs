@@ -65,14 +65,23 @@ impl std::fmt::Debug for RestartHook {
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/version", get(|| async { json_response(StatusCode::OK, &discovery::version()) }))
+        .route(
+            "/version",
+            get(|| async { json_response(StatusCode::OK, &discovery::version()) }),
+        )
         .route("/healthz", get(probe))
         .route("/livez", get(probe))
         .route("/readyz", get(probe))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*gv}", get(openapi_document))
-        .route("/sandbox/v1/faults", get(faults_get).put(faults_put).delete(faults_delete))
-        .route("/sandbox/v1/faults/close-watches", post(faults_close_watches))
+        .route(
+            "/sandbox/v1/faults",
+            get(faults_get).put(faults_put).delete(faults_delete),
+        )
+        .route(
+            "/sandbox/v1/faults/close-watches",
+            post(faults_close_watches),
+        )
         .route("/sandbox/v1/faults/gone", post(faults_gone))
         .route("/sandbox/v1/faults/restart", post(faults_restart))
         .fallback(api)
@@ -87,19 +96,29 @@ async fn openapi_root(State(s): State<HttpState>) -> Response {
     json_response(StatusCode::OK, &discovery::openapi_root(s.store.registry()))
 }
 
-async fn openapi_document(State(s): State<HttpState>, axum::extract::Path(gv): axum::extract::Path<String>) -> Response {
+async fn openapi_document(
+    State(s): State<HttpState>,
+    axum::extract::Path(gv): axum::extract::Path<String>,
+) -> Response {
     match discovery::openapi_document(s.store.registry(), &gv) {
         Some(doc) => json_response(StatusCode::OK, &doc),
-        None => error_response(&ApiError::NotFound { resource: "openapi".into(), group: String::new(), name: gv }),
+        None => error_response(&ApiError::NotFound {
+            resource: "openapi".into(),
+            group: String::new(),
+            name: gv,
+        }),
     }
 }
 
 // ---- admin: faults -----------------------------------------------------------------
 
 async fn faults_get(State(s): State<HttpState>) -> Response {
-    json_response(StatusCode::OK, &json!({"config": s.faults.config(), "counts": s.faults.counts(),
+    json_response(
+        StatusCode::OK,
+        &json!({"config": s.faults.config(), "counts": s.faults.counts(),
         "openWatches": s.store.watch_count(),
-        "slowWatchersClosed": s.store.stats().slow_watchers_closed.load(std::sync::atomic::Ordering::Relaxed)}))
+        "slowWatchersClosed": s.store.stats().slow_watchers_closed.load(std::sync::atomic::Ordering::Relaxed)}),
+    )
 }
 
 async fn faults_put(State(s): State<HttpState>, body: Bytes) -> Response {
@@ -108,7 +127,9 @@ async fn faults_put(State(s): State<HttpState>, body: Bytes) -> Response {
             s.faults.set_config(config);
             faults_get(State(s)).await
         }
-        Err(e) => error_response(&ApiError::BadRequest(format!("invalid fault configuration: {e}"))),
+        Err(e) => error_response(&ApiError::BadRequest(format!(
+            "invalid fault configuration: {e}"
+        ))),
     }
 }
 
@@ -145,9 +166,16 @@ async fn faults_restart(State(s): State<HttpState>) -> Response {
 
 async fn api(State(s): State<HttpState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    if !(path == "/api" || path.starts_with("/api/") || path == "/apis" || path.starts_with("/apis/")) {
-        return error_response(&ApiError::NotFound { resource: String::new(), group: String::new(), name: path.trim_start_matches('/').to_string() })
-            .map(|b| b);
+    if !(path == "/api"
+        || path.starts_with("/api/")
+        || path == "/apis"
+        || path.starts_with("/apis/"))
+    {
+        return error_response(&ApiError::NotFound {
+            resource: String::new(),
+            group: String::new(),
+            name: path.trim_start_matches('/').to_string(),
+        });
     }
     if let Some(delay) = s.faults.latency() {
         tokio::time::sleep(delay).await;
@@ -171,18 +199,34 @@ struct Target {
 
 async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
     let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let registry = s.store.registry();
     let (group, version, rest) = match segments.as_slice() {
-        ["api"] => return Ok(json_response(StatusCode::OK, &discovery::core_versions(&s.address))),
-        ["apis"] => return Ok(json_response(StatusCode::OK, &discovery::group_list(registry))),
+        ["api"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::core_versions(&s.address),
+            ));
+        }
+        ["apis"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery::group_list(registry),
+            ));
+        }
         ["api", v] => {
             return discovery::resource_list(registry, "", v)
                 .map(|d| json_response(StatusCode::OK, &d))
                 .ok_or_else(|| not_found_path(&path));
         }
         ["apis", g] => {
-            return discovery::group(registry, g).map(|d| json_response(StatusCode::OK, &d)).ok_or_else(|| not_found_path(&path));
+            return discovery::group(registry, g)
+                .map(|d| json_response(StatusCode::OK, &d))
+                .ok_or_else(|| not_found_path(&path));
         }
         ["apis", g, v] => {
             return discovery::resource_list(registry, g, v)
@@ -198,7 +242,12 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let accept = Accept::parse(&headers);
-    let Target { rt, namespace, name, subresource } = target;
+    let Target {
+        rt,
+        namespace,
+        name,
+        subresource,
+    } = target;
     let ns = namespace.as_deref();
     match (method, name, subresource.as_deref()) {
         (Method::GET, None, None) => {
@@ -220,18 +269,33 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
         }
         (Method::POST, Some(name), Some("binding")) if rt.flavor == Flavor::Pod => {
             let body = read_json(req).await?;
-            let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+            let node = body
+                .pointer("/target/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if node.is_empty() {
-                return Err(ApiError::invalid("Binding", "", &name, vec![super::error::Cause::required("target.name")]));
+                return Err(ApiError::invalid(
+                    "Binding",
+                    "",
+                    &name,
+                    vec![super::error::Cause::required("target.name")],
+                ));
             }
             s.store.bind(ns.unwrap_or_default(), &name, &node)?;
-            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         (Method::POST, Some(name), Some("eviction")) if rt.flavor == Flavor::Pod => {
             let body = read_json(req).await?;
             let opts = delete_options(&q, body.get("deleteOptions"));
             s.store.evict(ns.unwrap_or_default(), &name, &opts)?;
-            Ok(json_response(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         (Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             let sub = subresource_of(&rt, sub)?;
@@ -242,36 +306,66 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
         }
         (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             let sub = subresource_of(&rt, sub)?;
-            let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let content_type = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
             let body = read_body(req).await?;
             let patch = Patch::from_body(&content_type, &body)?;
             let mut opts = write_options(&q, &headers, sub);
-            if !matches!(patch, Patch::Apply(_)) && q.get("force").is_some() {
-                return Err(ApiError::BadRequest("force: Forbidden: may not be specified for non-apply patch".into()));
+            if !matches!(patch, Patch::Apply(_)) && q.contains_key("force") {
+                return Err(ApiError::BadRequest(
+                    "force: Forbidden: may not be specified for non-apply patch".into(),
+                ));
             }
             opts.force = q.get("force").is_some_and(|f| f == "true");
             let existed = s.store.get(&rt, ns, &name).is_ok();
             let obj = s.store.patch(&rt, ns, &name, &patch, &opts)?;
-            let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+            let code = if existed {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
             Ok(render_one(s, &rt, &obj, accept, code))
         }
         (Method::DELETE, Some(name), None) => {
             let body = read_body(req).await?;
-            let body: Option<Value> = if body.is_empty() { None } else { Some(parse_json(&body)?) };
+            let body: Option<Value> = if body.is_empty() {
+                None
+            } else {
+                Some(parse_json(&body)?)
+            };
             let opts = delete_options(&q, body.as_ref());
             match s.store.delete(&rt, ns, &name, &opts)? {
                 Deleted::Pending(obj) => Ok(render_one(s, &rt, &obj, accept, StatusCode::OK)),
-                Deleted::Gone(obj) if rt.flavor == Flavor::Pod => Ok(render_one(s, &rt, &obj, accept, StatusCode::OK)),
-                Deleted::Gone(obj) => Ok(json_response(StatusCode::OK, &success_status(&obj.name, &rt.group, &rt.plural, &obj.uid))),
+                Deleted::Gone(obj) if rt.flavor == Flavor::Pod => {
+                    Ok(render_one(s, &rt, &obj, accept, StatusCode::OK))
+                }
+                Deleted::Gone(obj) => Ok(json_response(
+                    StatusCode::OK,
+                    &success_status(&obj.name, &rt.group, &rt.plural, &obj.uid),
+                )),
             }
         }
         (Method::DELETE, None, None) => {
             let body = read_body(req).await?;
-            let body: Option<Value> = if body.is_empty() { None } else { Some(parse_json(&body)?) };
+            let body: Option<Value> = if body.is_empty() {
+                None
+            } else {
+                Some(parse_json(&body)?)
+            };
             let opts = delete_options(&q, body.as_ref());
             let list_opts = list_options(&rt, &q)?;
             let deleted = s.store.delete_collection(&rt, ns, &list_opts, &opts)?;
-            Ok(list_response(s, &rt, deleted, s.store.resource_version(), None, accept))
+            Ok(list_response(
+                s,
+                &rt,
+                deleted,
+                s.store.resource_version(),
+                None,
+                accept,
+            ))
         }
         (m, _, sub) => Err(ApiError::MethodNotAllowed(format!(
             "the server does not allow this method on the requested resource ({m} {}{})",
@@ -285,7 +379,11 @@ fn subresource_of(rt: &ResourceType, sub: Option<&str>) -> Result<Subresource, A
     match sub {
         None => Ok(Subresource::Main),
         Some("status") if rt.status_subresource => Ok(Subresource::Status),
-        Some(other) => Err(ApiError::NotFound { resource: format!("{}/{other}", rt.plural), group: rt.group.clone(), name: String::new() }),
+        Some(other) => Err(ApiError::NotFound {
+            resource: format!("{}/{other}", rt.plural),
+            group: rt.group.clone(),
+            name: String::new(),
+        }),
     }
 }
 
@@ -293,7 +391,11 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
     let namespaced_form = rest.first() == Some(&"namespaces")
         && rest.len() >= 3
         && !(rest.len() == 3 && (rest[2] == "status" || rest[2] == "finalize"));
-    let (namespace, rest) = if namespaced_form { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+    let (namespace, rest) = if namespaced_form {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let plural = *rest.first()?;
     let rt = store.registry().find(group, version, plural)?;
     if namespace.is_some() && !rt.namespaced {
@@ -311,7 +413,11 @@ fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<T
 }
 
 fn not_found_path(path: &str) -> ApiError {
-    ApiError::NotFound { resource: String::new(), group: String::new(), name: path.trim_start_matches('/').to_string() }
+    ApiError::NotFound {
+        resource: String::new(),
+        group: String::new(),
+        name: path.trim_start_matches('/').to_string(),
+    }
 }
 
 // ---- request decoding ------------------------------------------------------------
@@ -326,21 +432,34 @@ fn query(req: &Request) -> HashMap<String, String> {
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|e| ApiError::RequestEntityTooLarge(format!("the request body could not be read (limit {MAX_BODY_BYTES} bytes): {e}")))
+        .map_err(|e| {
+            ApiError::RequestEntityTooLarge(format!(
+                "the request body could not be read (limit {MAX_BODY_BYTES} bytes): {e}"
+            ))
+        })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
         Err(json_err) => {
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::BadRequest(format!("the object could not be decoded: {json_err}")))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|_| ApiError::BadRequest(format!("the object could not be decoded: {json_err}")))
+            let text = std::str::from_utf8(body).map_err(|_| {
+                ApiError::BadRequest(format!("the object could not be decoded: {json_err}"))
+            })?;
+            serde_saphyr::from_str::<Value>(text).map_err(|_| {
+                ApiError::BadRequest(format!("the object could not be decoded: {json_err}"))
+            })
         }
     }
 }
 
 async fn read_json(req: Request) -> Result<Value, ApiError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     if content_type.contains("protobuf") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
@@ -349,19 +468,29 @@ async fn read_json(req: Request) -> Result<Value, ApiError> {
     let body = read_body(req).await?;
     let value = parse_json(&body)?;
     if !value.is_object() {
-        return Err(ApiError::BadRequest("the body of the request must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body of the request must be a JSON object".into(),
+        ));
     }
     Ok(value)
 }
 
-fn write_options(q: &HashMap<String, String>, headers: &HeaderMap, sub: Subresource) -> WriteOptions {
-    let manager = q.get("fieldManager").filter(|m| !m.is_empty()).cloned().or_else(|| {
-        headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
-            .filter(|m| !m.is_empty())
-    });
+fn write_options(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    sub: Subresource,
+) -> WriteOptions {
+    let manager = q
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .or_else(|| {
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.split('/').next().unwrap_or(ua).to_string())
+                .filter(|m| !m.is_empty())
+        });
     WriteOptions {
         subresource: sub,
         field_manager: manager,
@@ -379,8 +508,14 @@ fn delete_options(q: &HashMap<String, String>, body: Option<&Value>) -> DeleteOp
     let pre = from_body("preconditions");
     DeleteOptions {
         grace_period_seconds: grace,
-        precondition_uid: pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string),
-        precondition_resource_version: pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str).map(str::to_string),
+        precondition_uid: pre
+            .and_then(|p| p.get("uid"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        precondition_resource_version: pre
+            .and_then(|p| p.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -389,7 +524,10 @@ fn list_options(rt: &ResourceType, q: &HashMap<String, String>) -> Result<ListOp
         label_selector: label_selector(q)?,
         field_selector: field_selector(rt, q)?,
         limit: match q.get("limit") {
-            Some(l) => Some(l.parse().map_err(|_| ApiError::BadRequest(format!("limit: invalid value {l:?}")))?),
+            Some(l) => Some(
+                l.parse()
+                    .map_err(|_| ApiError::BadRequest(format!("limit: invalid value {l:?}")))?,
+            ),
             None => None,
         },
         continue_token: q.get("continue").cloned(),
@@ -400,14 +538,16 @@ fn list_options(rt: &ResourceType, q: &HashMap<String, String>) -> Result<ListOp
 
 fn label_selector(q: &HashMap<String, String>) -> Result<Selector, ApiError> {
     match q.get("labelSelector") {
-        Some(s) if !s.trim().is_empty() => {
-            Selector::parse(s).map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}")))
-        }
+        Some(s) if !s.trim().is_empty() => Selector::parse(s)
+            .map_err(|e| ApiError::BadRequest(format!("unable to parse requirement: {e}"))),
         _ => Ok(Selector::everything()),
     }
 }
 
-fn field_selector(rt: &ResourceType, q: &HashMap<String, String>) -> Result<FieldSelector, ApiError> {
+fn field_selector(
+    rt: &ResourceType,
+    q: &HashMap<String, String>,
+) -> Result<FieldSelector, ApiError> {
     match q.get("fieldSelector") {
         Some(s) => FieldSelector::parse(s, rt.flavor),
         None => Ok(FieldSelector::default()),
@@ -424,19 +564,30 @@ enum Accept {
 
 impl Accept {
     fn parse(headers: &HeaderMap) -> Self {
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         // The first acceptable media type wins, as in the real server's negotiation.
         for media in accept.split(',') {
             let params: Vec<&str> = media.split(';').map(str::trim).collect();
             let Some(base) = params.first() else { continue };
-            if !(base.starts_with("application/json") || *base == "*/*" || base.starts_with("application/yaml")) {
+            if !(base.starts_with("application/json")
+                || *base == "*/*"
+                || base.starts_with("application/yaml"))
+            {
                 continue;
             }
             let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
             let group = params.iter().find_map(|p| p.strip_prefix("g="));
             match (as_, group) {
-                (Some("Table"), Some("meta.k8s.io")) => return Accept::Table(IncludeObject::Metadata),
-                (Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io")) => return Accept::Metadata,
+                (Some("Table"), Some("meta.k8s.io")) => {
+                    return Accept::Table(IncludeObject::Metadata);
+                }
+                (
+                    Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                    Some("meta.k8s.io"),
+                ) => return Accept::Metadata,
                 (Some(_), _) => continue,
                 (None, _) => return Accept::Object,
             }
@@ -461,7 +612,9 @@ fn object_bytes(rt: &ResourceType, obj: &StoredObject) -> Bytes {
 fn object_value(rt: &ResourceType, obj: &StoredObject) -> Value {
     match rt.flavor {
         Flavor::EventsV1 => events::core_to_v1(&obj.value()),
-        Flavor::Custom if rt.version != rt.storage_version => super::crd::to_served_version(rt, obj.value()),
+        Flavor::Custom if rt.version != rt.storage_version => {
+            super::crd::to_served_version(rt, obj.value())
+        }
         _ => obj.value(),
     }
 }
@@ -471,12 +624,26 @@ fn metadata_only(value: &Value) -> Value {
            "metadata": value.get("metadata").cloned().unwrap_or(json!({}))})
 }
 
-fn render_one(s: &HttpState, rt: &ResourceType, obj: &StoredObject, accept: Accept, code: StatusCode) -> Response {
+fn render_one(
+    s: &HttpState,
+    rt: &ResourceType,
+    obj: &StoredObject,
+    accept: Accept,
+    code: StatusCode,
+) -> Response {
     match accept {
         Accept::Object => bytes_response(code, object_bytes(rt, obj)),
         Accept::Metadata => json_response(code, &metadata_only(&object_value(rt, obj))),
         Accept::Table(include) => {
-            let table = tables::table(rt, &[object_value(rt, obj)], &obj.resource_version.to_string(), None, include, true, s.store.now());
+            let table = tables::table(
+                rt,
+                &[object_value(rt, obj)],
+                &obj.resource_version.to_string(),
+                None,
+                include,
+                true,
+                s.store.now(),
+            );
             json_response(code, &table)
         }
     }
@@ -493,16 +660,30 @@ fn list_response(
     match accept {
         Accept::Table(include) => {
             let values: Vec<Value> = items.iter().map(|o| object_value(rt, o)).collect();
-            let t = tables::table(rt, &values, &resource_version.to_string(), continue_token.as_deref(), include, true, s.store.now());
+            let t = tables::table(
+                rt,
+                &values,
+                &resource_version.to_string(),
+                continue_token.as_deref(),
+                include,
+                true,
+                s.store.now(),
+            );
             json_response(StatusCode::OK, &t)
         }
         Accept::Metadata => {
-            let values: Vec<Value> = items.iter().map(|o| metadata_only(&object_value(rt, o))).collect();
+            let values: Vec<Value> = items
+                .iter()
+                .map(|o| metadata_only(&object_value(rt, o)))
+                .collect();
             let mut meta = json!({"resourceVersion": resource_version.to_string()});
             if let Some(c) = continue_token {
                 meta["continue"] = json!(c);
             }
-            json_response(StatusCode::OK, &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": values}))
+            json_response(
+                StatusCode::OK,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": values}),
+            )
         }
         Accept::Object => {
             let mut meta = json!({"resourceVersion": resource_version.to_string()});
@@ -517,42 +698,59 @@ fn list_response(
             );
             let rt = rt.clone();
             // Streamed in chunks: a 150k-pod list never sits whole in one buffer.
-            let stream = futures::stream::unfold((Some(head), items, 0usize), move |(head, items, next)| {
-                let rt = rt.clone();
-                async move {
-                    if next > items.len() {
-                        return None;
-                    }
-                    let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 16 * 1024);
-                    if let Some(h) = &head {
-                        buf.put_slice(h.as_bytes());
-                    }
-                    let mut i = next;
-                    while i < items.len() && buf.len() < CHUNK_BYTES {
-                        if i > 0 {
-                            buf.put_u8(b',');
+            let stream =
+                futures::stream::unfold((Some(head), items, 0usize), move |(head, items, next)| {
+                    let rt = rt.clone();
+                    async move {
+                        if next > items.len() {
+                            return None;
                         }
-                        buf.put_slice(&object_bytes(&rt, &items[i]));
-                        i += 1;
+                        let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 16 * 1024);
+                        if let Some(h) = &head {
+                            buf.put_slice(h.as_bytes());
+                        }
+                        let mut i = next;
+                        while i < items.len() && buf.len() < CHUNK_BYTES {
+                            if i > 0 {
+                                buf.put_u8(b',');
+                            }
+                            buf.put_slice(&object_bytes(&rt, &items[i]));
+                            i += 1;
+                        }
+                        if i == items.len() {
+                            buf.put_slice(b"]}");
+                            i += 1;
+                        }
+                        Some((Ok::<Bytes, std::io::Error>(buf.freeze()), (None, items, i)))
                     }
-                    if i == items.len() {
-                        buf.put_slice(b"]}");
-                        i += 1;
-                    }
-                    Some((Ok::<Bytes, std::io::Error>(buf.freeze()), (None, items, i)))
-                }
-            });
+                });
             let mut r = Response::new(Body::from_stream(stream));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
     }
 }
 
-fn list(s: &HttpState, rt: &ResourceType, ns: Option<&str>, q: &HashMap<String, String>, accept: Accept) -> Result<Response, ApiError> {
+fn list(
+    s: &HttpState,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    q: &HashMap<String, String>,
+    accept: Accept,
+) -> Result<Response, ApiError> {
     let opts = list_options(rt, q)?;
     let page = s.store.list(rt, ns, &opts)?;
-    Ok(list_response(s, rt, page.items, page.resource_version, page.continue_token, accept))
+    Ok(list_response(
+        s,
+        rt,
+        page.items,
+        page.resource_version,
+        page.continue_token,
+        accept,
+    ))
 }
 
 // ---- watch ------------------------------------------------------------------------------
@@ -580,7 +778,13 @@ struct WatchStream {
     final_line: Option<Bytes>,
 }
 
-async fn watch(s: &HttpState, rt: &Arc<ResourceType>, ns: Option<&str>, q: &HashMap<String, String>, accept: Accept) -> Result<Response, ApiError> {
+async fn watch(
+    s: &HttpState,
+    rt: &Arc<ResourceType>,
+    ns: Option<&str>,
+    q: &HashMap<String, String>,
+    accept: Accept,
+) -> Result<Response, ApiError> {
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -594,7 +798,9 @@ async fn watch(s: &HttpState, rt: &Arc<ResourceType>, ns: Option<&str>, q: &Hash
         send_initial_events: q.get("sendInitialEvents").map(|v| v == "true"),
         allow_bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
     };
-    if opts.send_initial_events == Some(true) && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+    if opts.send_initial_events == Some(true)
+        && q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+    {
         return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![super::error::Cause {
             reason: "FieldValueForbidden".into(),
             message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
@@ -632,8 +838,14 @@ async fn watch(s: &HttpState, rt: &Arc<ResourceType>, ns: Option<&str>, q: &Hash
         Some((Ok::<Bytes, std::io::Error>(chunk), st))
     });
     let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(r)
 }
 
@@ -672,7 +884,9 @@ impl WatchStream {
             return Some(buf.freeze());
         }
         while buf.len() < CHUNK_BYTES {
-            let Some(watch) = self.watch.as_mut() else { break };
+            let Some(watch) = self.watch.as_mut() else {
+                break;
+            };
             let Some(ev) = watch.try_next() else { break };
             if !self.write(&mut buf, &ev) {
                 break;
@@ -687,7 +901,10 @@ impl WatchStream {
             return false;
         }
         match ev {
-            WatchEvent::Bookmark { resource_version, initial_events_end } => {
+            WatchEvent::Bookmark {
+                resource_version,
+                initial_events_end,
+            } => {
                 if !self.bookmarks {
                     return true;
                 }
@@ -696,7 +913,10 @@ impl WatchStream {
                     meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
                 }
                 let (kind, api_version) = match self.accept {
-                    Accept::Metadata => ("PartialObjectMetadata".to_string(), "meta.k8s.io/v1".to_string()),
+                    Accept::Metadata => (
+                        "PartialObjectMetadata".to_string(),
+                        "meta.k8s.io/v1".to_string(),
+                    ),
                     _ => (self.rt.kind.clone(), self.rt.api_version()),
                 };
                 let line = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": meta}});
@@ -710,9 +930,21 @@ impl WatchStream {
                 buf.put_slice(b"\",\"object\":");
                 match self.accept {
                     Accept::Object => buf.put_slice(&object_bytes(&self.rt, o)),
-                    Accept::Metadata => buf.put_slice(metadata_only(&object_value(&self.rt, o)).to_string().as_bytes()),
+                    Accept::Metadata => buf.put_slice(
+                        metadata_only(&object_value(&self.rt, o))
+                            .to_string()
+                            .as_bytes(),
+                    ),
                     Accept::Table(include) => {
-                        let t = tables::table(&self.rt, &[object_value(&self.rt, o)], &o.resource_version.to_string(), None, include, !self.columns_sent, self.store.now());
+                        let t = tables::table(
+                            &self.rt,
+                            &[object_value(&self.rt, o)],
+                            &o.resource_version.to_string(),
+                            None,
+                            include,
+                            !self.columns_sent,
+                            self.store.now(),
+                        );
                         self.columns_sent = true;
                         buf.put_slice(t.to_string().as_bytes());
                     }
@@ -744,25 +976,37 @@ pub fn json_response(code: StatusCode, value: &Value) -> Response {
 fn bytes_response(code: StatusCode, body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn text_response(code: StatusCode, text: &'static str) -> Response {
     let mut r = Response::new(Body::from(text));
     *r.status_mut() = code;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
 pub fn error_response(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(code, &e.status());
-    if let ApiError::TooManyRequests { retry_after_seconds, .. } = e {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+    if let ApiError::TooManyRequests {
+        retry_after_seconds,
+        ..
+    } = e
+    {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
     }
     if let ApiError::ServiceUnavailable(_) = e {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     r
 }

@@ -40,5 +40,7 @@ pub use object::StoredObject;
 pub use patch::Patch;
 pub use resources::{Flavor, ResourceType};
 pub use server::{Sandbox, SandboxConfig, SandboxError, SandboxHandle};
-pub use store::{DeleteOptions, Deleted, ListOptions, ListPage, Store, StoreConfig, WatchOptions, WriteOptions};
+pub use store::{
+    DeleteOptions, Deleted, ListOptions, ListPage, Store, StoreConfig, WatchOptions, WriteOptions,
+};
 pub use watch::{Watch, WatchEvent};

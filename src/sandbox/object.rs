@@ -33,7 +33,10 @@ impl StoredObject {
     pub fn new(flavor: Flavor, resource_version: u64, object: &Value) -> Result<Self, ApiError> {
         let meta = object.get("metadata");
         let text = |key: &str| -> String {
-            meta.and_then(|m| m.get(key)).and_then(Value::as_str).unwrap_or_default().to_string()
+            meta.and_then(|m| m.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
         };
         let labels = meta
             .and_then(|m| m.get("labels"))
@@ -76,7 +79,11 @@ impl StoredObject {
         match field {
             "metadata.name" => Some(self.name.clone()),
             "metadata.namespace" => Some(self.namespace.clone()),
-            _ => self.fields.iter().find(|(f, _)| *f == field).map(|(_, v)| v.clone()),
+            _ => self
+                .fields
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, v)| v.clone()),
         }
     }
 }
@@ -90,17 +97,25 @@ pub fn meta_mut(object: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !object.is_object() {
         *object = Value::Object(Default::default());
     }
-    let Value::Object(map) = object else { unreachable!("made an object above") };
-    let entry = map.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(map) = object else {
+        unreachable!("made an object above")
+    };
+    let entry = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
     if !entry.is_object() {
         *entry = Value::Object(Default::default());
     }
-    let Value::Object(meta) = entry else { unreachable!("made an object above") };
+    let Value::Object(meta) = entry else {
+        unreachable!("made an object above")
+    };
     meta
 }
 
 pub fn meta_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    meta(object).and_then(|m| m.get(key)).and_then(Value::as_str)
+    meta(object)
+        .and_then(|m| m.get(key))
+        .and_then(Value::as_str)
 }
 
 /// A JSON pointer-ish getter: `path(&pod, &["spec", "nodeName"])`.
@@ -150,7 +165,11 @@ fn next_random() -> u64 {
             .unwrap_or(1);
         splitmix(nanos ^ u64::from(std::process::id()))
     });
-    splitmix(key ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    splitmix(
+        key ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
 }
 
 /// A random-looking, unique UUID (v4 layout).

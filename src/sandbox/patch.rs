@@ -28,7 +28,8 @@ impl Patch {
     pub fn from_body(content_type: &str, body: &[u8]) -> Result<Self, ApiError> {
         let media = content_type.split(';').next().unwrap_or_default().trim();
         let parse_json = |body: &[u8]| -> Result<Value, ApiError> {
-            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))
         };
         match media {
             "application/merge-patch+json" => Ok(Patch::Merge(parse_json(body)?)),
@@ -38,10 +39,12 @@ impl Patch {
                 let value = match serde_json::from_slice::<Value>(body) {
                     Ok(v) => v,
                     Err(_) => {
-                        let text = std::str::from_utf8(body)
-                            .map_err(|_| ApiError::BadRequest("apply patch is not valid UTF-8".into()))?;
-                        serde_saphyr::from_str::<Value>(text)
-                            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?
+                        let text = std::str::from_utf8(body).map_err(|_| {
+                            ApiError::BadRequest("apply patch is not valid UTF-8".into())
+                        })?;
+                        serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                            ApiError::BadRequest(format!("error decoding YAML: {e}"))
+                        })?
                     }
                 };
                 if !value.is_object() {
@@ -61,27 +64,32 @@ pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<
     match patch {
         Patch::Merge(p) => {
             if !p.is_object() {
-                return Err(ApiError::BadRequest("merge patch must be a JSON object".into()));
+                return Err(ApiError::BadRequest(
+                    "merge patch must be a JSON object".into(),
+                ));
             }
             let mut doc = current.clone();
             json_patch::merge(&mut doc, p);
             Ok(doc)
         }
         Patch::Json(p) => {
-            let ops: json_patch::Patch = serde_json::from_value(p.clone())
-                .map_err(|e| ApiError::BadRequest(format!("the server rejected our request due to an error in our request: {e}")))?;
+            let ops: json_patch::Patch = serde_json::from_value(p.clone()).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the server rejected our request due to an error in our request: {e}"
+                ))
+            })?;
             let mut doc = current.clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::Invalid {
-                    kind: rt.kind.clone(),
-                    group: rt.group.clone(),
-                    name: String::new(),
-                    causes: vec![super::error::Cause {
-                        reason: "FieldValueInvalid".into(),
-                        message: format!("the server rejected our request due to an error in our request: {e}"),
-                        field: String::new(),
-                    }],
-                }
+            json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
+                kind: rt.kind.clone(),
+                group: rt.group.clone(),
+                name: String::new(),
+                causes: vec![super::error::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ),
+                    field: String::new(),
+                }],
             })?;
             Ok(doc)
         }
@@ -93,13 +101,17 @@ pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<
                 )));
             }
             let Value::Object(patch) = p else {
-                return Err(ApiError::BadRequest("strategic merge patch must be a JSON object".into()));
+                return Err(ApiError::BadRequest(
+                    "strategic merge patch must be a JSON object".into(),
+                ));
             };
             let mut doc = current.clone();
             strategic_merge_map(&mut doc, patch, &[]);
             Ok(doc)
         }
-        Patch::Apply(_) => Err(ApiError::Internal("apply patches go through apply::apply".into())),
+        Patch::Apply(_) => Err(ApiError::Internal(
+            "apply patches go through apply::apply".into(),
+        )),
     }
 }
 
@@ -110,7 +122,9 @@ pub fn merge_key(path: &[&str]) -> Option<&'static str> {
     let parent = path.len().checked_sub(2).map(|i| path[i]);
     match (parent, last) {
         (_, "containers" | "initContainers" | "ephemeralContainers") => Some("name"),
-        (_, "containerStatuses" | "initContainerStatuses" | "ephemeralContainerStatuses") => Some("name"),
+        (_, "containerStatuses" | "initContainerStatuses" | "ephemeralContainerStatuses") => {
+            Some("name")
+        }
         (_, "conditions") => Some("type"),
         (_, "volumes" | "imagePullSecrets" | "env" | "resourceClaims") => Some("name"),
         (_, "volumeMounts") => Some("mountPath"),
@@ -150,7 +164,8 @@ fn strategic_merge_map(doc: &mut Value, patch: &Map<String, Value>, path: &[&str
             continue;
         }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value) {
+            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value)
+            {
                 list.retain(|v| !remove.contains(v));
             }
             continue;
@@ -166,7 +181,9 @@ fn strategic_merge_map(doc: &mut Value, patch: &Map<String, Value>, path: &[&str
                     target.remove(key);
                     continue;
                 }
-                let slot = target.entry(key.clone()).or_insert(Value::Object(Map::new()));
+                let slot = target
+                    .entry(key.clone())
+                    .or_insert(Value::Object(Map::new()));
                 strategic_merge_map(slot, p, &child_path);
             }
             Value::Array(items) => {
@@ -194,16 +211,26 @@ fn strategic_merge_map(doc: &mut Value, patch: &Map<String, Value>, path: &[&str
 }
 
 fn strategic_merge_list(existing: Value, items: &[Value], path: &[&str]) -> Value {
-    let Value::Array(mut list) = existing else { return Value::Array(strip_list(items)) };
-    if items.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
-        let rest: Vec<Value> =
-            items.iter().filter(|i| i.get("$patch").and_then(Value::as_str) != Some("replace")).cloned().collect();
+    let Value::Array(mut list) = existing else {
+        return Value::Array(strip_list(items));
+    };
+    if items
+        .iter()
+        .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        let rest: Vec<Value> = items
+            .iter()
+            .filter(|i| i.get("$patch").and_then(Value::as_str) != Some("replace"))
+            .cloned()
+            .collect();
         return Value::Array(strip_list(&rest));
     }
     match merge_key(path) {
         Some(key) => {
             for item in items {
-                let Some(obj) = item.as_object() else { continue };
+                let Some(obj) = item.as_object() else {
+                    continue;
+                };
                 let id = obj.get(key);
                 let position = id.and_then(|id| list.iter().position(|e| e.get(key) == Some(id)));
                 let delete = obj.get("$patch").and_then(Value::as_str) == Some("delete");
@@ -281,7 +308,9 @@ pub fn set_path(object: &mut Value, keys: &[&str], value: Value) {
             *cur = Value::Object(Map::new());
         }
         let Value::Object(map) = cur else { return };
-        cur = map.entry(key.to_string()).or_insert(Value::Object(Map::new()));
+        cur = map
+            .entry(key.to_string())
+            .or_insert(Value::Object(Map::new()));
     }
     if !cur.is_object() {
         *cur = Value::Object(Map::new());
@@ -297,7 +326,10 @@ mod tests {
     use serde_json::json;
 
     fn pods() -> ResourceType {
-        super::super::resources::Registry::default().find("", "v1", "pods").map(|t| (*t).clone()).unwrap()
+        super::super::resources::Registry::default()
+            .find("", "v1", "pods")
+            .map(|t| (*t).clone())
+            .unwrap()
     }
 
     #[test]
@@ -318,14 +350,20 @@ mod tests {
     #[test]
     fn strategic_delete_directive_removes_element() {
         let current = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        let patch = Patch::Strategic(json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}));
+        let patch =
+            Patch::Strategic(json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}));
         let out = apply_patch(&pods(), &current, &patch).unwrap();
         assert_eq!(out["spec"]["containers"], json!([{"name": "b"}]));
     }
 
     #[test]
     fn merge_patch_null_removes() {
-        let out = apply_patch(&pods(), &json!({"a": 1, "b": 2}), &Patch::Merge(json!({"a": null}))).unwrap();
+        let out = apply_patch(
+            &pods(),
+            &json!({"a": 1, "b": 2}),
+            &Patch::Merge(json!({"a": null})),
+        )
+        .unwrap();
         assert_eq!(out, json!({"b": 2}));
     }
 

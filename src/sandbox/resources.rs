@@ -79,7 +79,11 @@ impl ResourceType {
             singular: kind.to_ascii_lowercase(),
             namespaced,
             short_names: short_names.iter().map(|s| s.to_string()).collect(),
-            categories: if flavor == Flavor::Pod { vec!["all".into()] } else { vec![] },
+            categories: if flavor == Flavor::Pod {
+                vec!["all".into()]
+            } else {
+                vec![]
+            },
             status_subresource,
             flavor,
             storage: storage.into(),
@@ -128,12 +132,72 @@ impl ResourceType {
 fn builtins() -> Vec<ResourceType> {
     use Flavor::*;
     vec![
-        ResourceType::builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, Namespace, ResourceType::NAMESPACES),
-        ResourceType::builtin("", "v1", "Node", "nodes", false, &["no"], true, Node, ResourceType::NODES),
-        ResourceType::builtin("", "v1", "Pod", "pods", true, &["po"], true, Pod, ResourceType::PODS),
-        ResourceType::builtin("", "v1", "Event", "events", true, &["ev"], false, CoreEvent, ResourceType::EVENTS),
-        ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, EventsV1, ResourceType::EVENTS),
-        ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, Lease, ResourceType::LEASES),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            true,
+            Namespace,
+            ResourceType::NAMESPACES,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Node",
+            "nodes",
+            false,
+            &["no"],
+            true,
+            Node,
+            ResourceType::NODES,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Pod",
+            "pods",
+            true,
+            &["po"],
+            true,
+            Pod,
+            ResourceType::PODS,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            CoreEvent,
+            ResourceType::EVENTS,
+        ),
+        ResourceType::builtin(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            false,
+            EventsV1,
+            ResourceType::EVENTS,
+        ),
+        ResourceType::builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            false,
+            Lease,
+            ResourceType::LEASES,
+        ),
         ResourceType::builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -156,7 +220,9 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { types: RwLock::new(builtins().into_iter().map(Arc::new).collect()) }
+        Registry {
+            types: RwLock::new(builtins().into_iter().map(Arc::new).collect()),
+        }
     }
 }
 
@@ -206,7 +272,7 @@ impl Registry {
             }
         }
         for versions in groups.values_mut() {
-            versions.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         groups
     }
@@ -235,9 +301,13 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 /// Kubernetes version priority: GA > beta > alpha, higher numbers first.
 /// Returns a sortable key (bigger is preferred).
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let Ok(major) = digits.parse::<u32>() else { return (0, 0, 0) };
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
     let tail = &rest[digits.len()..];
     if tail.is_empty() {
         return (3, major, 0);

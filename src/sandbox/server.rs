@@ -44,9 +44,15 @@ impl Default for SandboxConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot write the kubeconfig to {path}: {source}")]
-    Kubeconfig { path: String, source: std::io::Error },
+    Kubeconfig {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot build a client for the sandbox: {0}")]
     Client(#[from] kube::Error),
 }
@@ -57,24 +63,50 @@ pub struct Sandbox;
 impl Sandbox {
     /// Binds, then serves in the background on the current tokio runtime.
     pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SandboxError::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SandboxError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         let store = Store::new(config.store.clone());
         Ok(Self::serve(listener, addr, store, config))
     }
 
     /// Serves an existing store (the simulator keeps the store across server restarts).
-    pub async fn start_with_store(config: SandboxConfig, store: Store) -> Result<SandboxHandle, SandboxError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SandboxError::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: config.listen, source })?;
+    pub async fn start_with_store(
+        config: SandboxConfig,
+        store: Store,
+    ) -> Result<SandboxHandle, SandboxError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SandboxError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SandboxError::Listen {
+                addr: config.listen,
+                source,
+            })?;
         Ok(Self::serve(listener, addr, store, config))
     }
 
-    fn serve(listener: TcpListener, addr: SocketAddr, store: Store, config: SandboxConfig) -> SandboxHandle {
+    fn serve(
+        listener: TcpListener,
+        addr: SocketAddr,
+        store: Store,
+        config: SandboxConfig,
+    ) -> SandboxHandle {
         let faults = Arc::new(Faults::new(config.fault_seed));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (restart_tx, _) = watch::channel(0u64);
@@ -95,8 +127,20 @@ impl Sandbox {
             restart: hook.clone(),
         };
         let router = http::router(state);
-        let task = tokio::spawn(accept_loop(listener, router, shutdown_rx, restart_tx.clone()));
-        SandboxHandle { addr, store, faults, restart: hook, shutdown: shutdown_tx, task: Some(task) }
+        let task = tokio::spawn(accept_loop(
+            listener,
+            router,
+            shutdown_rx,
+            restart_tx.clone(),
+        ));
+        SandboxHandle {
+            addr,
+            store,
+            faults,
+            restart: hook,
+            shutdown: shutdown_tx,
+            task: Some(task),
+        }
     }
 }
 
@@ -148,7 +192,9 @@ pub struct SandboxHandle {
 
 impl std::fmt::Debug for SandboxHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SandboxHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,8 +237,10 @@ impl SandboxHandle {
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), SandboxError> {
-        kubeconfig::write(path, &self.url())
-            .map_err(|source| SandboxError::Kubeconfig { path: path.display().to_string(), source })
+        kubeconfig::write(path, &self.url()).map_err(|source| SandboxError::Kubeconfig {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     /// Closes every open watch; returns how many were open (counted as a fault).

@@ -52,7 +52,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { history_window: 10_000, watch_buffer: 10_000, clock: Arc::new(SystemClock) }
+        StoreConfig {
+            history_window: 10_000,
+            watch_buffer: 10_000,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -171,7 +175,8 @@ impl Store {
         };
         if let Ok(namespaces) = store.resource("", "v1", "namespaces") {
             for ns in DEFAULT_NAMESPACES {
-                let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                let object =
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
                 // A fresh store has no namespaces: creating them cannot conflict.
                 let _ = store.create(&namespaces, None, object, &WriteOptions::default());
             }
@@ -196,14 +201,19 @@ impl Store {
     }
 
     /// The served type at `group/version/plural`, or 404.
-    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Result<Arc<ResourceType>, ApiError> {
-        self.registry().find(group, version, plural).ok_or_else(|| {
-            ApiError::NotFound {
+    pub fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<Arc<ResourceType>, ApiError> {
+        self.registry()
+            .find(group, version, plural)
+            .ok_or_else(|| ApiError::NotFound {
                 resource: plural.to_string(),
                 group: group.to_string(),
                 name: String::new(),
-            }
-        })
+            })
     }
 
     /// The latest committed resourceVersion.
@@ -231,7 +241,12 @@ impl Store {
 
     // ---- reads -------------------------------------------------------------
 
-    pub fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Arc<StoredObject>, ApiError> {
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<StoredObject>, ApiError> {
         let key = Self::key(rt, namespace, name)?;
         self.get_key(rt, &key)
             .ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, name))
@@ -239,13 +254,22 @@ impl Store {
 
     fn get_key(&self, rt: &ResourceType, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let inner = self.lock();
-        inner.tables.get(&rt.storage).and_then(|t| t.objects.get(key)).cloned()
+        inner
+            .tables
+            .get(&rt.storage)
+            .and_then(|t| t.objects.get(key))
+            .cloned()
     }
 
     /// Lists objects: selectors, `limit`/`continue` pagination, and a consistent
     /// snapshot at the first page's resourceVersion (rebuilt from the history window;
     /// 410 Expired when that version has left it).
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, opts: &ListOptions) -> Result<ListPage, ApiError> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage, ApiError> {
         let namespace = namespace.filter(|ns| !ns.is_empty() && rt.namespaced);
         let filter = Filter {
             namespace: namespace.map(str::to_string),
@@ -308,11 +332,19 @@ impl Store {
         drop(inner);
         let continue_token = match (more, items.last()) {
             (true, Some(last)) => Some(
-                ContinueToken { resource_version: list_rv, start: last.key() }.encode(),
+                ContinueToken {
+                    resource_version: list_rv,
+                    start: last.key(),
+                }
+                .encode(),
             ),
             _ => None,
         };
-        Ok(ListPage { items, resource_version: list_rv, continue_token })
+        Ok(ListPage {
+            items,
+            resource_version: list_rv,
+            continue_token,
+        })
     }
 
     // ---- writes ------------------------------------------------------------
@@ -334,12 +366,27 @@ impl Store {
             self.check_namespace_accepts(ns)?;
         }
         admission::admit_create(self, rt, &mut object, opts)?;
-        let manager = opts.field_manager.clone().unwrap_or_else(|| "unknown".into());
-        apply::record_update(rt, None, &mut object, &manager, opts.subresource, self.now());
-        let name = object::meta_str(&object, "name").unwrap_or_default().to_string();
+        let manager = opts
+            .field_manager
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        apply::record_update(
+            rt,
+            None,
+            &mut object,
+            &manager,
+            opts.subresource,
+            self.now(),
+        );
+        let name = object::meta_str(&object, "name")
+            .unwrap_or_default()
+            .to_string();
         let key = Self::key(rt, namespace.as_deref(), &name)?;
         let mut inner = self.lock();
-        let storage_exists = inner.tables.get(&rt.storage).is_some_and(|t| t.objects.contains_key(&key));
+        let storage_exists = inner
+            .tables
+            .get(&rt.storage)
+            .is_some_and(|t| t.objects.contains_key(&key));
         if storage_exists {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
         }
@@ -419,14 +466,22 @@ impl Store {
                 let Some(current) = current else {
                     return Err(ApiError::not_found(&rt.plural, &rt.group, name));
                 };
-                apply::apply(rt, &current.value(), &body, manager, opts.force, opts.subresource, self.now())
+                apply::apply(
+                    rt,
+                    &current.value(),
+                    &body,
+                    manager,
+                    opts.force,
+                    opts.subresource,
+                    self.now(),
+                )
             });
         }
         self.guaranteed_update(rt, namespace, name, opts, |current| {
             let Some(current) = current else {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
             };
-            let current = self.from_storage_value(rt, current.value());
+            let current = served_form(rt, current.value());
             let patched = patch::apply_patch(rt, &current, patch)?;
             self.to_storage(rt, patched)
         })
@@ -448,10 +503,16 @@ impl Store {
         }
         admission::admit_create(self, rt, &mut object, opts)?;
         apply::record_apply_create(rt, &mut object, body, manager, self.now());
-        let name = object::meta_str(&object, "name").unwrap_or_default().to_string();
+        let name = object::meta_str(&object, "name")
+            .unwrap_or_default()
+            .to_string();
         let key = Self::key(rt, namespace.as_deref(), &name)?;
         let mut inner = self.lock();
-        if inner.tables.get(&rt.storage).is_some_and(|t| t.objects.contains_key(&key)) {
+        if inner
+            .tables
+            .get(&rt.storage)
+            .is_some_and(|t| t.objects.contains_key(&key))
+        {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
         }
         let stored = self.commit(&mut inner, rt, key, Some(object), None)?;
@@ -480,25 +541,41 @@ impl Store {
             };
             let old = current.value();
             admission::admit_update(self, rt, &old, &mut desired, opts)?;
-            let manager = opts.field_manager.clone().unwrap_or_else(|| "unknown".into());
-            if !matches!(opts.subresource, Subresource::Main | Subresource::Status) {
-                return Err(ApiError::MethodNotAllowed("subresource does not support update".into()));
-            }
-            apply::record_update(rt, Some(&old), &mut desired, &manager, opts.subresource, self.now());
+            let manager = opts
+                .field_manager
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            apply::record_update(
+                rt,
+                Some(&old),
+                &mut desired,
+                &manager,
+                opts.subresource,
+                self.now(),
+            );
             // Nothing changed: no new resourceVersion, no event (as the real server).
             if strip_rv(&old) == strip_rv(&desired) {
                 return Ok(current);
             }
             let finished = admission::deletion_finished(&desired);
             let mut inner = self.lock();
-            let still = inner.tables.get(&rt.storage).and_then(|t| t.objects.get(&key));
+            let still = inner
+                .tables
+                .get(&rt.storage)
+                .and_then(|t| t.objects.get(&key));
             if !still.is_some_and(|s| Arc::ptr_eq(s, &current)) {
                 continue; // lost the race: recompute on the new state
             }
             let stored = if finished {
                 self.commit(&mut inner, rt, key.clone(), None, Some(current.clone()))?
             } else {
-                self.commit(&mut inner, rt, key.clone(), Some(desired), Some(current.clone()))?
+                self.commit(
+                    &mut inner,
+                    rt,
+                    key.clone(),
+                    Some(desired),
+                    Some(current.clone()),
+                )?
             };
             drop(inner);
             if finished {
@@ -555,7 +632,10 @@ impl Store {
             let old = current.value();
             let plan = admission::plan_delete(rt, &old, opts.grace_period_seconds, self.now());
             let mut inner = self.lock();
-            let still = inner.tables.get(&rt.storage).and_then(|t| t.objects.get(&key));
+            let still = inner
+                .tables
+                .get(&rt.storage)
+                .and_then(|t| t.objects.get(&key));
             if !still.is_some_and(|s| Arc::ptr_eq(s, &current)) {
                 continue;
             }
@@ -568,7 +648,8 @@ impl Store {
                 }
                 admission::DeletePlan::Unchanged => Ok(Deleted::Pending(current)),
                 admission::DeletePlan::Mark(marked) => {
-                    let stored = self.commit(&mut inner, rt, key, Some(marked), Some(current.clone()))?;
+                    let stored =
+                        self.commit(&mut inner, rt, key, Some(marked), Some(current.clone()))?;
                     Ok(Deleted::Pending(stored))
                 }
             };
@@ -584,7 +665,15 @@ impl Store {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> Result<Vec<Arc<StoredObject>>, ApiError> {
-        let page = self.list(rt, namespace, &ListOptions { limit: None, continue_token: None, ..list.clone() })?;
+        let page = self.list(
+            rt,
+            namespace,
+            &ListOptions {
+                limit: None,
+                continue_token: None,
+                ..list.clone()
+            },
+        )?;
         let mut out = Vec::new();
         for item in page.items {
             let ns = (!item.namespace.is_empty()).then_some(item.namespace.as_str());
@@ -598,10 +687,18 @@ impl Store {
     }
 
     /// `pods/{name}/binding`: assigns the pod to a node (409 if already assigned).
-    pub fn bind(&self, namespace: &str, name: &str, node: &str) -> Result<Arc<StoredObject>, ApiError> {
+    pub fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        node: &str,
+    ) -> Result<Arc<StoredObject>, ApiError> {
         let pods = self.resource("", "v1", "pods")?;
         let now = object::format_time(self.now());
-        let opts = WriteOptions { subresource: Subresource::Binding, ..Default::default() };
+        let opts = WriteOptions {
+            subresource: Subresource::Binding,
+            ..Default::default()
+        };
         self.guaranteed_update(&pods, Some(namespace), name, &opts, |current| {
             let Some(current) = current else {
                 return Err(ApiError::not_found("pods", "", name));
@@ -634,10 +731,18 @@ impl Store {
 
     /// `pods/{name}/eviction`: marks the pod with a DisruptionTarget condition, then
     /// deletes it gracefully (no PodDisruptionBudgets exist in the sandbox).
-    pub fn evict(&self, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
+    pub fn evict(
+        &self,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let pods = self.resource("", "v1", "pods")?;
         let now = object::format_time(self.now());
-        let status = WriteOptions { subresource: Subresource::Status, ..Default::default() };
+        let status = WriteOptions {
+            subresource: Subresource::Status,
+            ..Default::default()
+        };
         self.guaranteed_update(&pods, Some(namespace), name, &status, |current| {
             let Some(current) = current else {
                 return Err(ApiError::not_found("pods", "", name));
@@ -659,7 +764,12 @@ impl Store {
     /// Opens a watch. With no resourceVersion (or "0", or `sendInitialEvents`) it
     /// starts with the current objects; from "N" it replays every change after N out
     /// of the history window, or fails with 410 Expired when N has left it.
-    pub fn watch(&self, rt: &ResourceType, namespace: Option<&str>, opts: &WatchOptions) -> Result<Watch, ApiError> {
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &WatchOptions,
+    ) -> Result<Watch, ApiError> {
         let namespace = namespace.filter(|ns| !ns.is_empty() && rt.namespaced);
         let filter = Arc::new(Filter {
             namespace: namespace.map(str::to_string),
@@ -683,7 +793,10 @@ impl Store {
                 }
             }
             if opts.send_initial_events == Some(true) && opts.allow_bookmarks {
-                backlog.push_back(WatchEvent::Bookmark { resource_version: current, initial_events_end: true });
+                backlog.push_back(WatchEvent::Bookmark {
+                    resource_version: current,
+                    initial_events_end: true,
+                });
             }
             current
         } else {
@@ -703,9 +816,18 @@ impl Store {
             }
             from
         };
-        table.watchers.push(WatcherSlot { filter: filter.clone(), tx });
+        table.watchers.push(WatcherSlot {
+            filter: filter.clone(),
+            tx,
+        });
         drop(inner);
-        Ok(Watch::new(filter, backlog, rx, self.shared.committed.clone(), start))
+        Ok(Watch::new(
+            filter,
+            backlog,
+            rx,
+            self.shared.committed.clone(),
+            start,
+        ))
     }
 
     /// Closes every open watch (their clients see the stream end and resume).
@@ -722,13 +844,21 @@ impl Store {
     /// Number of open watches.
     pub fn watch_count(&self) -> usize {
         let inner = self.lock();
-        inner.tables.values().map(|t| t.watchers.iter().filter(|w| !w.tx.is_closed()).count()).sum()
+        inner
+            .tables
+            .values()
+            .map(|t| t.watchers.iter().filter(|w| !w.tx.is_closed()).count())
+            .sum()
     }
 
     /// Number of stored objects of a resource (all namespaces).
     pub fn count(&self, rt: &ResourceType) -> usize {
         let inner = self.lock();
-        inner.tables.get(&rt.storage).map(|t| t.objects.len()).unwrap_or(0)
+        inner
+            .tables
+            .get(&rt.storage)
+            .map(|t| t.objects.len())
+            .unwrap_or(0)
     }
 
     // ---- internals ---------------------------------------------------------
@@ -744,7 +874,11 @@ impl Store {
         previous: Option<Arc<StoredObject>>,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let rv = inner.resource_version + 1;
-        let storage_flavor = if rt.flavor == Flavor::EventsV1 { Flavor::CoreEvent } else { rt.flavor };
+        let storage_flavor = if rt.flavor == Flavor::EventsV1 {
+            Flavor::CoreEvent
+        } else {
+            rt.flavor
+        };
         let (kind, mut value) = match (object, &previous) {
             (Some(v), None) => (ChangeKind::Added, v),
             (Some(v), Some(_)) => (ChangeKind::Modified, v),
@@ -761,7 +895,12 @@ impl Store {
         } else {
             table.objects.insert(key, stored.clone());
         }
-        let change = Arc::new(Change { resource_version: rv, kind, object: stored.clone(), previous });
+        let change = Arc::new(Change {
+            resource_version: rv,
+            kind,
+            object: stored.clone(),
+            previous,
+        });
         table.history.push_back(change.clone());
         while table.history.len() > window {
             if let Some(old) = table.history.pop_front() {
@@ -788,7 +927,12 @@ impl Store {
 
     /// Side effects of a write on other resources: CRDs install or remove their
     /// types, a deleted namespace takes its objects with it.
-    fn after_write(&self, rt: &ResourceType, before: Option<&Arc<StoredObject>>, after: Option<&Arc<StoredObject>>) {
+    fn after_write(
+        &self,
+        rt: &ResourceType,
+        before: Option<&Arc<StoredObject>>,
+        after: Option<&Arc<StoredObject>>,
+    ) {
         match (rt.flavor, after) {
             (Flavor::Crd, Some(crd_object)) => {
                 let value = crd_object.value();
@@ -821,7 +965,9 @@ impl Store {
     }
 
     fn purge_storage(&self, storage: &str) {
-        let Some(rt) = self.registry().storage_type(storage) else { return };
+        let Some(rt) = self.registry().storage_type(storage) else {
+            return;
+        };
         let mut inner = self.lock();
         let keys: Vec<ObjectKey> = inner
             .tables
@@ -829,7 +975,11 @@ impl Store {
             .map(|t| t.objects.keys().cloned().collect())
             .unwrap_or_default();
         for key in keys {
-            let previous = inner.tables.get(storage).and_then(|t| t.objects.get(&key)).cloned();
+            let previous = inner
+                .tables
+                .get(storage)
+                .and_then(|t| t.objects.get(&key))
+                .cloned();
             if previous.is_some() {
                 let _ = self.commit(&mut inner, &rt, key, None, previous);
             }
@@ -843,7 +993,9 @@ impl Store {
         let mut inner = self.lock();
         let storages: Vec<String> = inner.tables.keys().cloned().collect();
         for storage in storages {
-            let Some(rt) = self.registry().storage_type(&storage) else { continue };
+            let Some(rt) = self.registry().storage_type(&storage) else {
+                continue;
+            };
             if !rt.namespaced {
                 continue;
             }
@@ -859,7 +1011,11 @@ impl Store {
                 })
                 .unwrap_or_default();
             for key in keys {
-                let previous = inner.tables.get(&storage).and_then(|t| t.objects.get(&key)).cloned();
+                let previous = inner
+                    .tables
+                    .get(&storage)
+                    .and_then(|t| t.objects.get(&key))
+                    .cloned();
                 let _ = self.commit(&mut inner, &rt, key, None, previous);
             }
         }
@@ -868,7 +1024,11 @@ impl Store {
     fn check_namespace_accepts(&self, namespace: &str) -> Result<(), ApiError> {
         let key = (String::new(), namespace.to_string());
         let inner = self.lock();
-        let ns = inner.tables.get(ResourceType::NAMESPACES).and_then(|t| t.objects.get(&key)).cloned();
+        let ns = inner
+            .tables
+            .get(ResourceType::NAMESPACES)
+            .and_then(|t| t.objects.get(&key))
+            .cloned();
         drop(inner);
         let Some(ns) = ns else {
             return Err(ApiError::not_found("namespaces", "", namespace));
@@ -884,7 +1044,9 @@ impl Store {
     /// Converts an object written through a view (events.k8s.io) to its stored form.
     fn to_storage(&self, rt: &ResourceType, object: Value) -> Result<Value, ApiError> {
         if !object.is_object() {
-            return Err(ApiError::BadRequest("the body of the request must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the body of the request must be a JSON object".into(),
+            ));
         }
         match rt.flavor {
             Flavor::EventsV1 => Ok(events::v1_to_core(&object)),
@@ -892,13 +1054,14 @@ impl Store {
             _ => Ok(object),
         }
     }
+}
 
-    fn from_storage_value(&self, rt: &ResourceType, object: Value) -> Value {
-        match rt.flavor {
-            Flavor::EventsV1 => events::core_to_v1(&object),
-            Flavor::Custom => crd::to_served_version(rt, object),
-            _ => object,
-        }
+/// A stored object as `rt` serves it (events.k8s.io view, CR served version).
+fn served_form(rt: &ResourceType, object: Value) -> Value {
+    match rt.flavor {
+        Flavor::EventsV1 => events::core_to_v1(&object),
+        Flavor::Custom => crd::to_served_version(rt, object),
+        _ => object,
     }
 }
 
@@ -934,7 +1097,9 @@ fn requested_list_version(opts: &ListOptions, current: u64) -> Result<Option<u64
         }
     };
     if rv > current {
-        return Err(ApiError::Timeout(format!("Too large resource version: {rv}, current: {current}")));
+        return Err(ApiError::Timeout(format!(
+            "Too large resource version: {rv}, current: {current}"
+        )));
     }
     Ok(exact.then_some(rv))
 }
@@ -943,7 +1108,12 @@ impl Table {
     /// For every object changed after `rv`: its state at `rv` (none if it did not exist).
     fn state_overlay(&self, rv: u64) -> BTreeMap<ObjectKey, Option<Arc<StoredObject>>> {
         let mut overlay = BTreeMap::new();
-        for change in self.history.iter().rev().take_while(|c| c.resource_version > rv) {
+        for change in self
+            .history
+            .iter()
+            .rev()
+            .take_while(|c| c.resource_version > rv)
+        {
             overlay.insert(change.object.key(), change.previous.clone());
         }
         overlay
@@ -998,11 +1168,25 @@ impl ContinueToken {
 
     fn decode(token: &str) -> Result<Self, ApiError> {
         let bad = || ApiError::BadRequest(format!("continue key is not valid: {token:?}"));
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| bad())?;
         let value: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
         let rv = value.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
-        let start = value.get("start").and_then(Value::as_array).ok_or_else(bad)?;
-        let part = |i: usize| start.get(i).and_then(Value::as_str).map(str::to_string).ok_or_else(bad);
-        Ok(ContinueToken { resource_version: rv, start: (part(0)?, part(1)?) })
+        let start = value
+            .get("start")
+            .and_then(Value::as_array)
+            .ok_or_else(bad)?;
+        let part = |i: usize| {
+            start
+                .get(i)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(bad)
+        };
+        Ok(ContinueToken {
+            resource_version: rv,
+            start: (part(0)?, part(1)?),
+        })
     }
 }

@@ -35,31 +35,115 @@ fn col(name: &str, type_: &str, format: &str, priority: i64, description: &str) 
 
 /// The column definitions for a resource.
 pub fn columns(rt: &ResourceType) -> Vec<Value> {
-    let name = col("Name", "string", "name", 0, "Name must be unique within a namespace.");
-    let age = col("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
+    let name = col(
+        "Name",
+        "string",
+        "name",
+        0,
+        "Name must be unique within a namespace.",
+    );
+    let age = col(
+        "Age",
+        "string",
+        "",
+        0,
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+    );
     match rt.flavor {
         Flavor::Pod => vec![
             name,
-            col("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            col("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
-            col("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            col(
+                "Ready",
+                "string",
+                "",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                "",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                "",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             age,
             col("IP", "string", "", 1, "podIP address allocated to the pod."),
-            col("Node", "string", "", 1, "NodeName is a request to schedule this pod onto a specific node."),
-            col("Nominated Node", "string", "", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-            col("Readiness Gates", "string", "", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            col(
+                "Node",
+                "string",
+                "",
+                1,
+                "NodeName is a request to schedule this pod onto a specific node.",
+            ),
+            col(
+                "Nominated Node",
+                "string",
+                "",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            ),
+            col(
+                "Readiness Gates",
+                "string",
+                "",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         Flavor::Node => vec![
             name,
             col("Status", "string", "", 0, "The status of the node"),
             col("Roles", "string", "", 0, "The roles of the node"),
             age,
-            col("Version", "string", "", 0, "Kubelet Version reported by the node."),
-            col("Internal-IP", "string", "", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            col("External-IP", "string", "", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            col("OS-Image", "string", "", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-            col("Kernel-Version", "string", "", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-            col("Container-Runtime", "string", "", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+            col(
+                "Version",
+                "string",
+                "",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            col(
+                "Internal-IP",
+                "string",
+                "",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                "",
+                1,
+                "List of addresses reachable to the node. Queried from cloud provider, if available.",
+            ),
+            col(
+                "OS-Image",
+                "string",
+                "",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            col(
+                "Kernel-Version",
+                "string",
+                "",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            col(
+                "Container-Runtime",
+                "string",
+                "",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            ),
         ],
         Flavor::Namespace => vec![
             name,
@@ -68,29 +152,105 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
         ],
         Flavor::Lease => vec![
             name,
-            col("Holder", "string", "", 0, "HolderIdentity contains the identity of the holder of a current lease."),
+            col(
+                "Holder",
+                "string",
+                "",
+                0,
+                "HolderIdentity contains the identity of the holder of a current lease.",
+            ),
             age,
         ],
         Flavor::CoreEvent | Flavor::EventsV1 => vec![
-            col("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
-            col("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future"),
-            col("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-            col("Object", "string", "", 0, "The object that this event is about."),
-            col("Subobject", "string", "", 1, "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement."),
-            col("Source", "string", "", 1, "The component reporting this event. Should be a short machine understandable string."),
-            col("Message", "string", "", 0, "A human-readable description of the status of this operation."),
-            col("First Seen", "string", "", 1, "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
-            col("Count", "string", "", 1, "The number of times this event has occurred."),
-            col("Name", "string", "name", 1, "Name must be unique within a namespace."),
+            col(
+                "Last Seen",
+                "string",
+                "",
+                0,
+                "The time at which the most recent occurrence of this event was recorded.",
+            ),
+            col(
+                "Type",
+                "string",
+                "",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future",
+            ),
+            col(
+                "Reason",
+                "string",
+                "",
+                0,
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
+            col(
+                "Object",
+                "string",
+                "",
+                0,
+                "The object that this event is about.",
+            ),
+            col(
+                "Subobject",
+                "string",
+                "",
+                1,
+                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
+            ),
+            col(
+                "Source",
+                "string",
+                "",
+                1,
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            col(
+                "Message",
+                "string",
+                "",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            col(
+                "First Seen",
+                "string",
+                "",
+                1,
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            ),
+            col(
+                "Count",
+                "string",
+                "",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            col(
+                "Name",
+                "string",
+                "name",
+                1,
+                "Name must be unique within a namespace.",
+            ),
         ],
         Flavor::Custom => {
             let mut out = vec![name];
-            out.extend(rt.printer_columns.iter().map(|c| col(&c.name, &c.type_, &c.format, c.priority, &c.description)));
+            out.extend(
+                rt.printer_columns
+                    .iter()
+                    .map(|c| col(&c.name, &c.type_, &c.format, c.priority, &c.description)),
+            );
             out
         }
         Flavor::Crd => vec![
             name,
-            col("Created At", "date", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+            col(
+                "Created At",
+                "date",
+                "",
+                0,
+                "CreationTimestamp is a timestamp representing the server time when this object was created.",
+            ),
         ],
     }
 }
@@ -102,10 +262,21 @@ pub fn cells(rt: &ResourceType, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     match rt.flavor {
         Flavor::Pod => pod_cells(o, name, age, now),
         Flavor::Node => node_cells(o, name, age),
-        Flavor::Namespace => vec![name, json!(path_str(o, &["status", "phase"]).unwrap_or_default()), age],
-        Flavor::Lease => vec![name, json!(path_str(o, &["spec", "holderIdentity"]).unwrap_or_default()), age],
+        Flavor::Namespace => vec![
+            name,
+            json!(path_str(o, &["status", "phase"]).unwrap_or_default()),
+            age,
+        ],
+        Flavor::Lease => vec![
+            name,
+            json!(path_str(o, &["spec", "holderIdentity"]).unwrap_or_default()),
+            age,
+        ],
         Flavor::CoreEvent | Flavor::EventsV1 => event_cells(o, now),
-        Flavor::Crd => vec![name, json!(object::meta_str(o, "creationTimestamp").unwrap_or_default())],
+        Flavor::Crd => vec![
+            name,
+            json!(object::meta_str(o, "creationTimestamp").unwrap_or_default()),
+        ],
         Flavor::Custom => {
             let mut out = vec![name];
             out.extend(rt.printer_columns.iter().map(|c| custom_cell(c, o, now)));
@@ -152,7 +323,11 @@ pub fn table(
         "metadata": metadata,
         "rows": rows,
     });
-    t["columnDefinitions"] = if with_columns { Value::Array(columns(rt)) } else { json!([]) };
+    t["columnDefinitions"] = if with_columns {
+        Value::Array(columns(rt))
+    } else {
+        json!([])
+    };
     t
 }
 
@@ -166,18 +341,40 @@ pub fn parse_all(objects: &[std::sync::Arc<StoredObject>]) -> Vec<Value> {
 fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<Value> {
     let spec = pod.get("spec").cloned().unwrap_or(json!({}));
     let status = pod.get("status").cloned().unwrap_or(json!({}));
-    let arr = |v: &Value, k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let arr = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let init_specs = arr(&spec, "initContainers");
     let restartable = |name: &str| {
-        init_specs
-            .iter()
-            .any(|c| c.get("name").and_then(Value::as_str) == Some(name) && c.get("restartPolicy").and_then(Value::as_str) == Some("Always"))
+        init_specs.iter().any(|c| {
+            c.get("name").and_then(Value::as_str) == Some(name)
+                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always")
+        })
     };
-    let mut total = arr(&spec, "containers").len() + init_specs.iter().filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always")).count();
-    let phase = status.get("phase").and_then(Value::as_str).unwrap_or_default().to_string();
-    let mut reason = status.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()).map(str::to_string).unwrap_or(phase.clone());
+    let total = arr(&spec, "containers").len()
+        + init_specs
+            .iter()
+            .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"))
+            .count();
+    let phase = status
+        .get("phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut reason = status
+        .get("reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .unwrap_or(phase.clone());
     let conditions = arr(&status, "conditions");
-    if conditions.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled") && c.get("reason").and_then(Value::as_str) == Some("SchedulingGated")) {
+    if conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("PodScheduled")
+            && c.get("reason").and_then(Value::as_str) == Some("SchedulingGated")
+    }) {
         reason = "SchedulingGated".into();
     }
     let mut restarts: i64 = 0;
@@ -185,7 +382,9 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
     let mut ready = 0;
     let mut last_restart: Option<jiff::Timestamp> = None;
     let mut last_sidecar_restart: Option<jiff::Timestamp> = None;
-    let finished_at = |c: &Value| path_str(c, &["lastState", "terminated", "finishedAt"]).and_then(object::parse_time);
+    let finished_at = |c: &Value| {
+        path_str(c, &["lastState", "terminated", "finishedAt"]).and_then(object::parse_time)
+    };
     let mut initializing = false;
     let init_statuses = arr(&status, "initContainerStatuses");
     for (i, c) in init_statuses.iter().enumerate() {
@@ -202,7 +401,10 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
             }
         }
         let terminated = path(c, &["state", "terminated"]);
-        let exit = terminated.and_then(|t| t.get("exitCode")).and_then(Value::as_i64).unwrap_or(0);
+        let exit = terminated
+            .and_then(|t| t.get("exitCode"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let waiting_reason = path_str(c, &["state", "waiting", "reason"]).unwrap_or_default();
         if terminated.is_some() && exit == 0 {
             continue;
@@ -231,9 +433,10 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
         initializing = true;
         break;
     }
-    let initialized = conditions
-        .iter()
-        .any(|c| c.get("type").and_then(Value::as_str) == Some("Initialized") && c.get("status").and_then(Value::as_str) == Some("True"));
+    let initialized = conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("Initialized")
+            && c.get("status").and_then(Value::as_str) == Some("True")
+    });
     if !initializing || initialized {
         restarts = sidecar_restarts;
         last_restart = last_sidecar_restart;
@@ -246,7 +449,10 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
             }
             let waiting = path_str(c, &["state", "waiting", "reason"]).unwrap_or_default();
             let terminated = path(c, &["state", "terminated"]);
-            let term_reason = terminated.and_then(|t| t.get("reason")).and_then(Value::as_str).unwrap_or_default();
+            let term_reason = terminated
+                .and_then(|t| t.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !waiting.is_empty() {
                 reason = waiting.to_string();
             } else if terminated.is_some() && !term_reason.is_empty() {
@@ -254,17 +460,28 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
             } else if let Some(t) = terminated {
                 let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
                 let exit = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
-                reason = if signal != 0 { format!("Signal:{signal}") } else { format!("ExitCode:{exit}") };
-            } else if c.get("ready").and_then(Value::as_bool) == Some(true) && path(c, &["state", "running"]).is_some() {
+                reason = if signal != 0 {
+                    format!("Signal:{signal}")
+                } else {
+                    format!("ExitCode:{exit}")
+                };
+            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+                && path(c, &["state", "running"]).is_some()
+            {
                 has_running = true;
                 ready += 1;
             }
         }
         if reason == "Completed" && has_running {
-            let pod_ready = conditions
-                .iter()
-                .any(|c| c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) == Some("True"));
-            reason = if pod_ready { "Running".into() } else { "NotReady".into() };
+            let pod_ready = conditions.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            });
+            reason = if pod_ready {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
         }
     }
     let deleting = object::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp"));
@@ -274,12 +491,11 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
         reason = "Terminating".into();
     }
     let restarts_cell = match last_restart {
-        Some(t) if restarts != 0 => format!("{restarts} ({} ago)", human_duration(now.duration_since(t))),
+        Some(t) if restarts != 0 => {
+            format!("{restarts} ({} ago)", human_duration(now.duration_since(t)))
+        }
         _ => restarts.to_string(),
     };
-    if total == 0 {
-        total = 0;
-    }
     let ip = arr(&status, "podIPs")
         .first()
         .and_then(|p| p.get("ip"))
@@ -288,8 +504,18 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
         .filter(|s| !s.is_empty())
         .unwrap_or("<none>")
         .to_string();
-    let node = spec.get("nodeName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("<none>").to_string();
-    let nominated = status.get("nominatedNodeName").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("<none>").to_string();
+    let node = spec
+        .get("nodeName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>")
+        .to_string();
+    let nominated = status
+        .get("nominatedNodeName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>")
+        .to_string();
     let gates = arr(&spec, "readinessGates");
     let gates_cell = if gates.is_empty() {
         "<none>".to_string()
@@ -298,7 +524,12 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
             .iter()
             .filter(|g| {
                 let t = g.get("conditionType");
-                conditions.iter().find(|c| c.get("type") == t).and_then(|c| c.get("status")).and_then(Value::as_str) == Some("True")
+                conditions
+                    .iter()
+                    .find(|c| c.get("type") == t)
+                    .and_then(|c| c.get("status"))
+                    .and_then(Value::as_str)
+                    == Some("True")
             })
             .count();
         format!("{true_count}/{}", gates.len())
@@ -319,10 +550,22 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
 // ---- nodes, events -------------------------------------------------------------
 
 fn node_cells(node: &Value, name: Value, age: Value) -> Vec<Value> {
-    let conditions = path(node, &["status", "conditions"]).and_then(Value::as_array).cloned().unwrap_or_default();
+    let conditions = path(node, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut status: Vec<String> = Vec::new();
-    if let Some(ready) = conditions.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")) {
-        status.push(if ready.get("status").and_then(Value::as_str) == Some("True") { "Ready".into() } else { "NotReady".into() });
+    if let Some(ready) = conditions
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+    {
+        status.push(
+            if ready.get("status").and_then(Value::as_str) == Some("True") {
+                "Ready".into()
+            } else {
+                "NotReady".into()
+            },
+        );
     }
     if status.is_empty() {
         status.push("Unknown".into());
@@ -331,7 +574,10 @@ fn node_cells(node: &Value, name: Value, age: Value) -> Vec<Value> {
         status.push("SchedulingDisabled".into());
     }
     let mut roles = BTreeSet::new();
-    if let Some(labels) = object::meta(node).and_then(|m| m.get("labels")).and_then(Value::as_object) {
+    if let Some(labels) = object::meta(node)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+    {
         for (k, v) in labels {
             if let Some(role) = k.strip_prefix("node-role.kubernetes.io/") {
                 if !role.is_empty() {
@@ -344,12 +590,24 @@ fn node_cells(node: &Value, name: Value, age: Value) -> Vec<Value> {
             }
         }
     }
-    let roles = if roles.is_empty() { "<none>".to_string() } else { roles.into_iter().collect::<Vec<_>>().join(",") };
-    let info = |k: &str| path_str(node, &["status", "nodeInfo", k]).filter(|s| !s.is_empty()).unwrap_or("<unknown>").to_string();
+    let roles = if roles.is_empty() {
+        "<none>".to_string()
+    } else {
+        roles.into_iter().collect::<Vec<_>>().join(",")
+    };
+    let info = |k: &str| {
+        path_str(node, &["status", "nodeInfo", k])
+            .filter(|s| !s.is_empty())
+            .unwrap_or("<unknown>")
+            .to_string()
+    };
     let address = |t: &str| {
         path(node, &["status", "addresses"])
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some(t)))
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.get("type").and_then(Value::as_str) == Some(t))
+            })
             .and_then(|x| x.get("address"))
             .and_then(Value::as_str)
             .unwrap_or("<none>")
@@ -370,7 +628,12 @@ fn node_cells(node: &Value, name: Value, age: Value) -> Vec<Value> {
 }
 
 fn event_cells(e: &Value, now: jiff::Timestamp) -> Vec<Value> {
-    let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        e.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let first = match e.get("firstTimestamp").and_then(Value::as_str) {
         Some(t) => since(Some(t), now),
         None => since(e.get("eventTime").and_then(Value::as_str), now),
@@ -386,13 +649,21 @@ fn event_cells(e: &Value, now: jiff::Timestamp) -> Vec<Value> {
     } else if count == 0 {
         count = 1;
     }
-    let kind = path_str(e, &["involvedObject", "kind"]).unwrap_or_default().to_ascii_lowercase();
+    let kind = path_str(e, &["involvedObject", "kind"])
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let target = match path_str(e, &["involvedObject", "name"]).filter(|n| !n.is_empty()) {
         Some(n) => format!("{kind}/{n}"),
         None => kind,
     };
-    let component = path_str(e, &["source", "component"]).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or(text("reportingComponent"));
-    let instance = path_str(e, &["source", "host"]).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or(text("reportingInstance"));
+    let component = path_str(e, &["source", "component"])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or(text("reportingComponent"));
+    let instance = path_str(e, &["source", "host"])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or(text("reportingInstance"));
     let source = if component.is_empty() {
         "<unknown>".to_string()
     } else if instance.is_empty() {
@@ -417,9 +688,15 @@ fn event_cells(e: &Value, now: jiff::Timestamp) -> Vec<Value> {
 // ---- custom resources ------------------------------------------------------------
 
 fn custom_cell(column: &PrinterColumn, o: &Value, now: jiff::Timestamp) -> Value {
-    let Some(value) = json_path(o, &column.json_path) else { return Value::Null };
+    let Some(value) = json_path(o, &column.json_path) else {
+        return Value::Null;
+    };
     match column.type_.as_str() {
-        "integer" => value.as_i64().map(|i| json!(i)).or_else(|| value.as_f64().map(|f| json!(f as i64))).unwrap_or(Value::Null),
+        "integer" => value
+            .as_i64()
+            .map(|i| json!(i))
+            .or_else(|| value.as_f64().map(|f| json!(f as i64)))
+            .unwrap_or(Value::Null),
         "number" => value.as_f64().map(|f| json!(f)).unwrap_or(Value::Null),
         "boolean" => value.as_bool().map(|b| json!(b)).unwrap_or(Value::Null),
         "date" => match value.as_str() {
@@ -451,7 +728,11 @@ pub fn json_path(o: &Value, expr: &str) -> Option<Value> {
             if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
                 let (field, want) = filter.split_once("==")?;
                 let want = want.trim().trim_matches('"').trim_matches('\'');
-                cur = cur.as_array()?.iter().find(|e| e.get(field.trim()).and_then(Value::as_str) == Some(want))?.clone();
+                cur = cur
+                    .as_array()?
+                    .iter()
+                    .find(|e| e.get(field.trim()).and_then(Value::as_str) == Some(want))?
+                    .clone();
             } else {
                 let i: usize = inner.parse().ok()?;
                 cur = cur.as_array()?.get(i)?.clone();
@@ -491,7 +772,11 @@ pub fn human_duration(d: jiff::SignedDuration) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -499,21 +784,33 @@ pub fn human_duration(d: jiff::SignedDuration) -> String {
     let hours = seconds / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -542,13 +839,41 @@ mod tests {
     #[test]
     fn pod_status_column_follows_upstream() {
         let cases = [
-            ("crash loop", json!({"phase": "Running", "containerStatuses": [{"name": "app", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}), "CrashLoopBackOff"),
-            ("init running", json!({"phase": "Pending", "initContainerStatuses": [{"name": "i1", "state": {"running": {}}}]}), "Init:0/2"),
-            ("init failed", json!({"phase": "Pending", "initContainerStatuses": [{"name": "i1", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}), "Init:Error"),
-            ("completed", json!({"phase": "Succeeded", "initContainerStatuses": [{"name": "i1", "state": {"terminated": {"exitCode": 0}}}, {"name": "i2", "state": {"terminated": {"exitCode": 0}}}], "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}), "Completed"),
-            ("oom", json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}), "OOMKilled"),
-            ("evicted", json!({"phase": "Failed", "reason": "Evicted"}), "Evicted"),
-            ("exit code", json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 2}}}]}), "ExitCode:2"),
+            (
+                "crash loop",
+                json!({"phase": "Running", "containerStatuses": [{"name": "app", "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+                "CrashLoopBackOff",
+            ),
+            (
+                "init running",
+                json!({"phase": "Pending", "initContainerStatuses": [{"name": "i1", "state": {"running": {}}}]}),
+                "Init:0/2",
+            ),
+            (
+                "init failed",
+                json!({"phase": "Pending", "initContainerStatuses": [{"name": "i1", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}),
+                "Init:Error",
+            ),
+            (
+                "completed",
+                json!({"phase": "Succeeded", "initContainerStatuses": [{"name": "i1", "state": {"terminated": {"exitCode": 0}}}, {"name": "i2", "state": {"terminated": {"exitCode": 0}}}], "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}),
+                "Completed",
+            ),
+            (
+                "oom",
+                json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+                "OOMKilled",
+            ),
+            (
+                "evicted",
+                json!({"phase": "Failed", "reason": "Evicted"}),
+                "Evicted",
+            ),
+            (
+                "exit code",
+                json!({"phase": "Running", "containerStatuses": [{"name": "app", "state": {"terminated": {"exitCode": 2}}}]}),
+                "ExitCode:2",
+            ),
         ];
         for (case, status, want) in cases {
             assert_eq!(status_of(pod(status)), want, "{case}");
@@ -564,8 +889,10 @@ mod tests {
 
     #[test]
     fn restarts_show_age_of_last_restart() {
-        let p = pod(json!({"phase": "Running", "containerStatuses": [{"name": "app", "restartCount": 2, "ready": true,
-            "state": {"running": {}}, "lastState": {"terminated": {"finishedAt": "2026-08-01T10:05:00Z"}}}]}));
+        let p = pod(
+            json!({"phase": "Running", "containerStatuses": [{"name": "app", "restartCount": 2, "ready": true,
+            "state": {"running": {}}, "lastState": {"terminated": {"finishedAt": "2026-08-01T10:05:00Z"}}}]}),
+        );
         let rt = Registry::default().find("", "v1", "pods").unwrap();
         let c = cells(&rt, &p, now());
         assert_eq!(c[1], "1/1");
@@ -585,7 +912,13 @@ mod tests {
     #[test]
     fn json_path_filters() {
         let o = json!({"status": {"conditions": [{"type": "A", "status": "x"}, {"type": "Ready", "status": "True"}]}});
-        assert_eq!(json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"), Some(json!("True")));
-        assert_eq!(json_path(&o, ".status.conditions[0].type"), Some(json!("A")));
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
+            Some(json!("True"))
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[0].type"),
+            Some(json!("A"))
+        );
     }
 }

@@ -105,7 +105,9 @@ impl WatchEvent {
             WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
                 o.resource_version
             }
-            WatchEvent::Bookmark { resource_version, .. } => *resource_version,
+            WatchEvent::Bookmark {
+                resource_version, ..
+            } => *resource_version,
         }
     }
 
@@ -143,7 +145,13 @@ impl Watch {
         committed: Arc<AtomicU64>,
         start_resource_version: u64,
     ) -> Self {
-        Watch { filter, backlog, rx, committed, last_resource_version: start_resource_version }
+        Watch {
+            filter,
+            backlog,
+            rx,
+            committed,
+            last_resource_version: start_resource_version,
+        }
     }
 
     /// The next event, waiting for one; `None` once the watch is closed.
@@ -188,7 +196,10 @@ impl Watch {
         }
         let rv = committed.max(self.last_resource_version);
         self.last_resource_version = rv;
-        WatchEvent::Bookmark { resource_version: rv, initial_events_end: false }
+        WatchEvent::Bookmark {
+            resource_version: rv,
+            initial_events_end: false,
+        }
     }
 
     /// The resourceVersion of the last event handed out.
