@@ -86,10 +86,28 @@ pub fn audit_stream(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<ExitCode> {
-    let mut reader = DocumentReader::new(source);
+    audit_documents(
+        DocumentReader::new(source),
+        settings,
+        scope,
+        output,
+        out,
+        err,
+    )
+}
+
+/// Audit what `reader` yields (see [`audit_stream`]).
+pub fn audit_documents(
+    mut reader: DocumentReader<impl Read>,
+    settings: RuleSettings,
+    scope: Scope,
+    output: Output,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> io::Result<ExitCode> {
     let mut auditor = Auditor::new(settings, scope);
     let mut table: Vec<Finding> = Vec::new();
-    while let Some(items) = reader.next_document()? {
+    while let Some(items) = reader.next_document(auditor.tracker())? {
         for item in items {
             match item.what {
                 What::Snapshot { view, deleted } => {

@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::lifecycle::PodView;
-use crate::lifecycle::view::{KindIsPod, PodParts, TopKey, with_str};
+use crate::lifecycle::view::{KindIsPod, PodParts, PodSeed, SpecSource, TopKey, with_str};
 
 /// Where an item came from: the document's 1-based index, and the item's within a List.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,13 +138,23 @@ enum Doc<'de> {
 
 impl<'de> Deserialize<'de> for Doc<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(DocVisitor)
+        de::DeserializeSeed::deserialize(DocSeed(&crate::lifecycle::view::NoSpecs), d)
     }
 }
 
-struct DocVisitor;
+#[derive(Clone, Copy)]
+struct DocSeed<'s>(&'s dyn SpecSource);
 
-impl<'de> Visitor<'de> for DocVisitor {
+impl<'de> de::DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = Doc<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Doc<'de>, D::Error> {
+        d.deserialize_any(DocVisitor(self.0))
+    }
+}
+
+struct DocVisitor<'s>(&'s dyn SpecSource);
+
+impl<'de> Visitor<'de> for DocVisitor<'_> {
     type Value = Doc<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -152,7 +162,7 @@ impl<'de> Visitor<'de> for DocVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
-        let mut parts = PodParts::default();
+        let mut parts = PodParts::new(self.0);
         let mut kind: Option<Result<(), String>> = None;
         let mut event: Option<Result<EventType, String>> = None;
         let mut object: Option<Result<EventObject, &'de RawValue>> = None;
@@ -173,7 +183,7 @@ impl<'de> Visitor<'de> for DocVisitor {
                         Some(Ok(EventType::Error)) => Ok(EventObject::Status(
                             map.next_value::<StatusMessage>()?.describe(),
                         )),
-                        Some(Ok(_)) => Ok(EventObject::Pod(map.next_value()?)),
+                        Some(Ok(_)) => Ok(EventObject::Pod(map.next_value_seed(PodSeed(self.0))?)),
                         // The type comes later (or never): keep the object's text.
                         _ => Err(map.next_value::<&'de RawValue>()?),
                     });
@@ -343,6 +353,21 @@ const CHUNK: usize = 1 << 20;
 /// Default bound on one document (a `kubectl get pods -A -o json` of a large cluster).
 pub const DEFAULT_MAX_DOCUMENT: usize = 1 << 30;
 
+impl DocumentReader<io::Empty> {
+    /// Everything already in memory: no copying, no further reads.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        DocumentReader {
+            src: io::empty(),
+            buf: bytes,
+            pos: 0,
+            eof: true,
+            documents: 0,
+            format: None,
+            max_document: usize::MAX,
+        }
+    }
+}
+
 impl<R: Read> DocumentReader<R> {
     pub fn new(src: R) -> Self {
         Self::with_limit(src, DEFAULT_MAX_DOCUMENT)
@@ -405,7 +430,7 @@ impl<R: Read> DocumentReader<R> {
 
     /// The items of the next document; `None` at the end of the input. Bookmarks and
     /// empty documents yield empty batches.
-    pub fn next_document(&mut self) -> io::Result<Option<Vec<Item>>> {
+    pub fn next_document(&mut self, specs: &dyn SpecSource) -> io::Result<Option<Vec<Item>>> {
         loop {
             self.skip_whitespace();
             if self.pos >= self.buf.len() {
@@ -419,7 +444,7 @@ impl<R: Read> DocumentReader<R> {
                 _ => Format::Yaml,
             });
             let step = match format {
-                Format::Json => self.json_step(),
+                Format::Json => self.json_step(specs),
                 Format::Yaml => self.yaml_step(),
             };
             match step {
@@ -447,22 +472,19 @@ impl<R: Read> DocumentReader<R> {
         }
     }
 
-    fn json_step(&mut self) -> Step {
+    fn json_step(&mut self, specs: &dyn SpecSource) -> Step {
         let slice = &self.buf[self.pos..];
-        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<Doc>();
-        let err = match stream.next() {
-            Some(Ok(doc)) => {
-                let used = stream.byte_offset();
+        let mut de = serde_json::Deserializer::from_slice(slice);
+        let err = match de::DeserializeSeed::deserialize(DocSeed(specs), &mut de) {
+            Ok(doc) => {
+                // The stream's starting offset is where this document ended.
+                let used = de.into_iter::<IgnoredAny>().byte_offset();
                 self.documents += 1;
                 let items = doc_items(doc, self.documents);
                 self.pos += used;
                 return Step::Items(items);
             }
-            None => {
-                self.pos = self.buf.len();
-                return Step::Items(Vec::new());
-            }
-            Some(Err(e)) => e,
+            Err(e) => e,
         };
         if err.is_eof() && !self.eof {
             return Step::NeedMore;

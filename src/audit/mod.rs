@@ -102,6 +102,11 @@ impl Auditor {
         findings
     }
 
+    /// What the auditor remembers per uid; lets the reader skip specs it already knows.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
     pub fn note_unusable(&mut self) {
         self.summary.unusable += 1;
     }
