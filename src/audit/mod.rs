@@ -5,6 +5,7 @@ pub mod cli;
 pub mod input;
 mod policy;
 pub mod report;
+pub mod scan;
 
 use std::collections::BTreeMap;
 
