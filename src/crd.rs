@@ -657,6 +657,24 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
     ))
 }
 
+/// `podwarden crd`: print the CRD YAML on standard output.
+pub fn print() -> std::process::ExitCode {
+    use std::io::Write;
+    let written = crd_yaml().map_err(|e| e.to_string()).and_then(|yaml| {
+        match std::io::stdout().write_all(yaml.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        }
+    });
+    match written {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podwarden crd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The schema of a duration string: pattern, length bound and the range rule.
 fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({

@@ -13,11 +13,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
+    /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
+    Crd,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
+        Command::Crd => podwarden::crd::print(),
     }
 }
