@@ -374,7 +374,7 @@ pub enum PolicyError {
     InvalidSelector(SelectorError),
     /// The policy file is not well-formed YAML or JSON.
     #[error("not valid {format}: {message}")]
-    Syntax {
+    InvalidSyntax {
         format: &'static str,
         message: String,
     },
@@ -401,7 +401,7 @@ impl PolicyError {
             PolicyError::BackoffAboveMax { .. } => "BackoffAboveMax",
             PolicyError::DuplicateRule { .. } => "DuplicateRule",
             PolicyError::InvalidSelector(_) => "InvalidSelector",
-            PolicyError::Syntax { .. } => "Syntax",
+            PolicyError::InvalidSyntax { .. } => "InvalidSyntax",
             PolicyError::WrongKind { .. } => "WrongKind",
             PolicyError::UnknownField { .. } => "UnknownField",
             PolicyError::InvalidField { .. } => "InvalidField",
@@ -528,7 +528,7 @@ impl PodLifecyclePolicy {
     pub fn from_yaml_or_json(input: &str) -> Result<Self, PolicyError> {
         let value = parse_document(input)?;
         let Value::Object(object) = &value else {
-            return Err(PolicyError::Syntax {
+            return Err(PolicyError::InvalidSyntax {
                 format: "YAML or JSON",
                 message: "the document is not a mapping".into(),
             });
@@ -573,18 +573,18 @@ impl PodLifecyclePolicy {
 /// (so its errors carry JSON's line and column), YAML otherwise.
 fn parse_document(input: &str) -> Result<Value, PolicyError> {
     if input.trim_start().starts_with('{') {
-        return serde_json::from_str(input).map_err(|e| PolicyError::Syntax {
+        return serde_json::from_str(input).map_err(|e| PolicyError::InvalidSyntax {
             format: "JSON",
             message: e.to_string(),
         });
     }
     let mut documents: Vec<Value> =
-        serde_saphyr::from_multiple(input).map_err(|e| PolicyError::Syntax {
+        serde_saphyr::from_multiple(input).map_err(|e| PolicyError::InvalidSyntax {
             format: "YAML",
             message: e.to_string(),
         })?;
     if documents.len() != 1 {
-        return Err(PolicyError::Syntax {
+        return Err(PolicyError::InvalidSyntax {
             format: "YAML",
             message: format!(
                 "the file holds {} documents; a policy file holds exactly one",

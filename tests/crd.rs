@@ -482,25 +482,25 @@ fn broken_policy_files_say_what_is_wrong_and_where() {
         (
             "YAML syntax",
             format!("{header}spec:\n  mode: [Audit\n"),
-            "Syntax",
+            "InvalidSyntax",
             "not valid YAML",
         ),
         (
             "JSON syntax",
             r#"{"apiVersion": "podwarden.dev/v1alpha1",}"#.to_string(),
-            "Syntax",
+            "InvalidSyntax",
             "not valid JSON",
         ),
         (
             "not a mapping",
             "- a\n- b\n".to_string(),
-            "Syntax",
+            "InvalidSyntax",
             "the document is not a mapping",
         ),
         (
             "two documents",
             format!("{header}spec: {{}}\n---\n{header}spec: {{}}\n"),
-            "Syntax",
+            "InvalidSyntax",
             "the file holds 2 documents; a policy file holds exactly one",
         ),
         (
