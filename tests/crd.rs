@@ -76,6 +76,21 @@ fn printed_yaml_reads_back_as_the_crd() {
 }
 
 #[test]
+fn podwarden_crd_prints_the_crd() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podwarden"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_saphyr::from_str(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
+    assert_eq!(first_difference(&printed, &generated(), ""), None);
+}
+
+#[test]
 fn names_scope_and_status_subresource() {
     let crd = generated();
     assert_eq!(
