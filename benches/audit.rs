@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Pod;
-use podwarden::audit::Scope;
 use podwarden::audit::cli::{Output, audit_documents};
 use podwarden::audit::input::DocumentReader;
+use podwarden::audit::{Auditor, Scope};
 use podwarden::lifecycle::{PodView, RuleSettings, Timestamp};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
@@ -110,8 +110,7 @@ fn audit(bytes: Vec<u8>) -> usize {
     let mut sink = Vec::new();
     let code = audit_documents(
         DocumentReader::from_vec(bytes),
-        RuleSettings::default(),
-        Scope::default(),
+        Auditor::new(RuleSettings::default(), Scope::default()),
         Output::Json,
         &mut sink,
         &mut std::io::stderr(),
