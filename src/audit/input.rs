@@ -137,12 +137,6 @@ enum Doc<'de> {
     List(Vec<&'de RawValue>),
 }
 
-impl<'de> Deserialize<'de> for Doc<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de::DeserializeSeed::deserialize(DocSeed(&crate::lifecycle::view::NoSpecs), d)
-    }
-}
-
 #[derive(Clone, Copy)]
 struct DocSeed<'s>(&'s dyn SpecSource);
 
