@@ -1,6 +1,7 @@
 //! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
 
 pub mod audit;
+pub mod crd;
 pub mod lifecycle;
 pub mod sandbox;
 pub mod selector;

@@ -13,6 +13,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
+    /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
+    Crd,
     /// Run the sandbox Kubernetes API server.
     Sandbox(podwarden::sandbox::cli::SandboxArgs),
 }
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
+        Command::Crd => podwarden::crd::print(),
         Command::Sandbox(args) => podwarden::sandbox::cli::run(&args),
     }
 }

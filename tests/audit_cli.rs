@@ -306,3 +306,102 @@ fn empty_input_is_a_clean_audit() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("pods: 0, snapshots: 0"));
 }
+
+const POLICY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/policy.yaml");
+
+#[test]
+fn a_policy_applies_its_namespace_selector_and_rules() {
+    let out = podwarden(&["audit", "--policy", POLICY, EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The thumbnailer pod is not part of the shop: its 4 snapshots are out of scope.
+    assert!(text.contains("pods: 5, snapshots: 23"), "{text}");
+    assert!(
+        text.contains("snapshots outside the policy's scope: 4"),
+        "{text}"
+    );
+
+    // A policy that disables a rule and sits in another namespace.
+    let dir = std::env::temp_dir().join(format!("podwarden-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let quiet = dir.join("quiet.yaml");
+    std::fs::write(
+        &quiet,
+        "apiVersion: podwarden.dev/v1alpha1\nkind: PodLifecyclePolicy\nmetadata: {name: q, namespace: shop}\n\
+         spec:\n  rules:\n    disabled: [restart-against-policy, terminal-phase-regression]\n",
+    )
+    .expect("write policy");
+    let out = podwarden(
+        &[
+            "audit",
+            "-o",
+            "json",
+            "--policy",
+            quiet.to_str().expect("utf-8"),
+            EXAMPLE,
+        ],
+        b"",
+    );
+    let f = findings(&out);
+    assert!(
+        !f.iter().any(|(r, _, _)| r == "restart-against-policy"),
+        "{f:?}"
+    );
+    assert!(
+        f.iter().any(|(r, _, _)| r == "restart-count-decreased"),
+        "{f:?}"
+    );
+
+    let elsewhere = dir.join("elsewhere.yaml");
+    std::fs::write(
+        &elsewhere,
+        "apiVersion: podwarden.dev/v1alpha1\nkind: PodLifecyclePolicy\nmetadata: {name: e, namespace: payments}\nspec: {}\n",
+    )
+    .expect("write policy");
+    let out = podwarden(
+        &[
+            "audit",
+            "--policy",
+            elsewhere.to_str().expect("utf-8"),
+            EXAMPLE,
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pods: 0, snapshots: 0"));
+}
+
+#[test]
+fn a_broken_policy_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("podwarden-badpolicy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: podwarden.dev/v1alpha1\nkind: PodLifecyclePolicy\nmetadata: {name: b}\nspec:\n  rules:\n    stuckPendingAfter: 5x\n",
+    )
+    .expect("write policy");
+    let out = podwarden(
+        &["audit", "--policy", bad.to_str().expect("utf-8"), EXAMPLE],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("spec.rules.stuckPendingAfter"), "{err}");
+    assert!(err.contains("5x"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is audited under a broken policy"
+    );
+
+    let out = podwarden(
+        &["audit", "--policy", "/nonexistent/policy.yaml", EXAMPLE],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/policy.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -59,14 +59,9 @@ pub fn run(args: &AuditArgs) -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match audit_stream(
-        source,
-        settings,
-        scope,
-        args.output,
-        &mut out,
-        &mut io::stderr(),
-    ) {
+    let reader = DocumentReader::new(source);
+    let auditor = Auditor::new(settings, scope);
+    match audit_documents(reader, auditor, args.output, &mut out, &mut io::stderr()) {
         Ok(code) => code,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
@@ -76,20 +71,17 @@ pub fn run(args: &AuditArgs) -> ExitCode {
     }
 }
 
-/// Audit everything `source` holds, writing findings to `out` and unusable documents to
-/// `err`; returns the exit status.
-pub fn audit_stream(
-    source: impl Read,
-    settings: RuleSettings,
-    scope: Scope,
+/// Audit what `reader` yields with `auditor`, writing findings to `out` and unusable
+/// documents to `err`; returns the exit status.
+pub fn audit_documents(
+    mut reader: DocumentReader<impl Read>,
+    mut auditor: Auditor,
     output: Output,
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> io::Result<ExitCode> {
-    let mut reader = DocumentReader::new(source);
-    let mut auditor = Auditor::new(settings, scope);
     let mut table: Vec<Finding> = Vec::new();
-    while let Some(items) = reader.next_document()? {
+    while let Some(items) = reader.next_document(auditor.tracker())? {
         for item in items {
             match item.what {
                 What::Snapshot { view, deleted } => {

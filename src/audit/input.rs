@@ -14,8 +14,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::scan;
 use crate::lifecycle::PodView;
-use crate::lifecycle::view::{KindIsPod, PodParts, TopKey, with_str};
+use crate::lifecycle::view::{KindIsPod, PodParts, PodSeed, SpecSource, TopKey, with_str};
 
 /// Where an item came from: the document's 1-based index, and the item's within a List.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,15 +137,19 @@ enum Doc<'de> {
     List(Vec<&'de RawValue>),
 }
 
-impl<'de> Deserialize<'de> for Doc<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(DocVisitor)
+#[derive(Clone, Copy)]
+struct DocSeed<'s>(&'s dyn SpecSource);
+
+impl<'de> de::DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = Doc<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Doc<'de>, D::Error> {
+        d.deserialize_any(DocVisitor(self.0))
     }
 }
 
-struct DocVisitor;
+struct DocVisitor<'s>(&'s dyn SpecSource);
 
-impl<'de> Visitor<'de> for DocVisitor {
+impl<'de> Visitor<'de> for DocVisitor<'_> {
     type Value = Doc<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -152,7 +157,7 @@ impl<'de> Visitor<'de> for DocVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<'de>, A::Error> {
-        let mut parts = PodParts::default();
+        let mut parts = PodParts::new(self.0);
         let mut kind: Option<Result<(), String>> = None;
         let mut event: Option<Result<EventType, String>> = None;
         let mut object: Option<Result<EventObject, &'de RawValue>> = None;
@@ -173,7 +178,7 @@ impl<'de> Visitor<'de> for DocVisitor {
                         Some(Ok(EventType::Error)) => Ok(EventObject::Status(
                             map.next_value::<StatusMessage>()?.describe(),
                         )),
-                        Some(Ok(_)) => Ok(EventObject::Pod(map.next_value()?)),
+                        Some(Ok(_)) => Ok(EventObject::Pod(map.next_value_seed(PodSeed(self.0))?)),
                         // The type comes later (or never): keep the object's text.
                         _ => Err(map.next_value::<&'de RawValue>()?),
                     });
@@ -218,7 +223,7 @@ impl<'de> de::DeserializeSeed<'de> for EventTypeSeed {
     }
 }
 
-fn doc_items(doc: Doc<'_>, document: usize) -> Vec<Item> {
+fn doc_items(doc: Doc<'_>, document: usize, specs: &dyn SpecSource) -> Vec<Item> {
     let at = DocRef {
         document,
         item: None,
@@ -236,7 +241,7 @@ fn doc_items(doc: Doc<'_>, document: usize) -> Vec<Item> {
             event_items(at, kind, || match object {
                 None => Err("watch event has no object".into()),
                 Some(Ok(o)) => Ok(o),
-                Some(Err(raw)) => parse_pod(raw.get().as_bytes())
+                Some(Err(raw)) => parse_pod(raw.get().as_bytes(), specs)
                     .map(EventObject::Pod)
                     .map_err(|e| format!("object: {e}")),
             })
@@ -249,7 +254,7 @@ fn doc_items(doc: Doc<'_>, document: usize) -> Vec<Item> {
                     document,
                     item: Some(i + 1),
                 },
-                what: match parse_pod(raw.get().as_bytes()) {
+                what: match parse_pod(raw.get().as_bytes(), specs) {
                     Ok(view) => What::Snapshot {
                         view,
                         deleted: false,
@@ -343,6 +348,21 @@ const CHUNK: usize = 1 << 20;
 /// Default bound on one document (a `kubectl get pods -A -o json` of a large cluster).
 pub const DEFAULT_MAX_DOCUMENT: usize = 1 << 30;
 
+impl DocumentReader<io::Empty> {
+    /// Everything already in memory: no copying, no further reads.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        DocumentReader {
+            src: io::empty(),
+            buf: bytes,
+            pos: 0,
+            eof: true,
+            documents: 0,
+            format: None,
+            max_document: usize::MAX,
+        }
+    }
+}
+
 impl<R: Read> DocumentReader<R> {
     pub fn new(src: R) -> Self {
         Self::with_limit(src, DEFAULT_MAX_DOCUMENT)
@@ -405,7 +425,7 @@ impl<R: Read> DocumentReader<R> {
 
     /// The items of the next document; `None` at the end of the input. Bookmarks and
     /// empty documents yield empty batches.
-    pub fn next_document(&mut self) -> io::Result<Option<Vec<Item>>> {
+    pub fn next_document(&mut self, specs: &dyn SpecSource) -> io::Result<Option<Vec<Item>>> {
         loop {
             self.skip_whitespace();
             if self.pos >= self.buf.len() {
@@ -419,7 +439,7 @@ impl<R: Read> DocumentReader<R> {
                 _ => Format::Yaml,
             });
             let step = match format {
-                Format::Json => self.json_step(),
+                Format::Json => self.json_step(specs),
                 Format::Yaml => self.yaml_step(),
             };
             match step {
@@ -447,22 +467,20 @@ impl<R: Read> DocumentReader<R> {
         }
     }
 
-    fn json_step(&mut self) -> Step {
+    fn json_step(&mut self, specs: &dyn SpecSource) -> Step {
+        lighten(&mut self.buf[self.pos..], specs);
         let slice = &self.buf[self.pos..];
-        let mut stream = serde_json::Deserializer::from_slice(slice).into_iter::<Doc>();
-        let err = match stream.next() {
-            Some(Ok(doc)) => {
-                let used = stream.byte_offset();
+        let mut de = serde_json::Deserializer::from_slice(slice);
+        let err = match de::DeserializeSeed::deserialize(DocSeed(specs), &mut de) {
+            Ok(doc) => {
+                // The stream's starting offset is where this document ended.
+                let used = de.into_iter::<IgnoredAny>().byte_offset();
                 self.documents += 1;
-                let items = doc_items(doc, self.documents);
+                let items = doc_items(doc, self.documents, specs);
                 self.pos += used;
                 return Step::Items(items);
             }
-            None => {
-                self.pos = self.buf.len();
-                return Step::Items(Vec::new());
-            }
-            Some(Err(e)) => e,
+            Err(e) => e,
         };
         if err.is_eof() && !self.eof {
             return Step::NeedMore;
@@ -484,7 +502,7 @@ impl<R: Read> DocumentReader<R> {
             },
         };
         let reason = if err.is_data() {
-            explain::<Doc>(&slice[..end]).unwrap_or_else(|| err.to_string())
+            explain(&slice[..end], DocSeed(specs)).unwrap_or_else(|| err.to_string())
         } else {
             err.to_string()
         };
@@ -540,28 +558,122 @@ impl<R: Read> DocumentReader<R> {
     }
 }
 
+/// Blank, in the document at the start of `buf`, the values the parse would skip anyway:
+/// the pod's `managedFields`, and its `spec` when `specs` already knows it (the parse then
+/// takes the known one). Only pods and watch events of pods are touched; anything not
+/// read for certain is left as it is.
+fn lighten(buf: &mut [u8], specs: &dyn SpecSource) {
+    let mut blanks: [Option<std::ops::Range<usize>>; 2] = [None, None];
+    if let Some(pod) = pod_object(buf) {
+        find_blanks(buf, pod, specs, &mut blanks);
+    }
+    for range in blanks.into_iter().flatten() {
+        scan::blank(buf, range);
+    }
+}
+
+/// Where the pod object of a pod document or pod watch event starts.
+fn pod_object(buf: &[u8]) -> Option<usize> {
+    let top = scan::skip_ws(buf, 0)?;
+    let mut cursor = scan::ObjectCursor::new(buf, top)?;
+    while let Some((key, value)) = cursor.next_key(buf) {
+        match key {
+            b"object" => return (buf.get(value) == Some(&b'{')).then_some(value),
+            b"metadata" | b"spec" | b"status" => return Some(top),
+            b"items" => return None,
+            _ => cursor.resume_at(scan::value_end(buf, value)?),
+        }
+    }
+    None
+}
+
+fn find_blanks(
+    buf: &[u8],
+    pod: usize,
+    specs: &dyn SpecSource,
+    blanks: &mut [Option<std::ops::Range<usize>>; 2],
+) -> Option<()> {
+    let mut known_spec = false;
+    let mut metadata_seen = false;
+    let mut cursor = scan::ObjectCursor::new(buf, pod)?;
+    while let Some((key, value)) = cursor.next_key(buf) {
+        let end = match key {
+            b"metadata" => {
+                let (end, uid, controlled, managed) = read_metadata(buf, value)?;
+                blanks[0] = managed;
+                known_spec = controlled && uid.is_some_and(|u| specs.known_spec(u).is_some());
+                metadata_seen = true;
+                end
+            }
+            b"spec" if known_spec && buf[value] == b'{' => {
+                let end = scan::container_end(buf, value)?;
+                blanks[1] = Some(value..end);
+                end
+            }
+            // Nothing after the status is needed; the spec is needed once metadata is read.
+            b"status" | b"spec" if metadata_seen => return Some(()),
+            _ => scan::value_end(buf, value)?,
+        };
+        cursor.resume_at(end);
+    }
+    Some(())
+}
+
+/// The metadata's end, uid (if written without escapes), whether an ownerReference is the
+/// controller, and where `managedFields` is.
+#[allow(clippy::type_complexity)]
+fn read_metadata(
+    buf: &[u8],
+    start: usize,
+) -> Option<(usize, Option<&str>, bool, Option<std::ops::Range<usize>>)> {
+    let (mut uid, mut controlled, mut managed) = (None, false, None);
+    let mut cursor = scan::ObjectCursor::new(buf, start)?;
+    while let Some((key, value)) = cursor.next_key(buf) {
+        let end = scan::value_end(buf, value)?;
+        match key {
+            b"uid" if buf[value] == b'"' => {
+                let raw = &buf[value + 1..end - 1];
+                uid = (!raw.contains(&b'\\'))
+                    .then(|| std::str::from_utf8(raw).ok())
+                    .flatten();
+            }
+            // Inside ownerReferences, `"controller":true` can only be that key: a quote
+            // within a string value is always escaped.
+            b"ownerReferences" => {
+                let refs = &buf[value..end];
+                controlled = memchr::memmem::find(refs, b"\"controller\":true").is_some()
+                    || memchr::memmem::find(refs, b"\"controller\": true").is_some();
+            }
+            b"managedFields" if buf[value] == b'[' => managed = Some(value..end),
+            _ => {}
+        }
+        cursor.resume_at(end);
+    }
+    Some((cursor.closed_at()?, uid, controlled, managed))
+}
+
 /// A pod from JSON text; errors name the field's path.
-fn parse_pod(bytes: &[u8]) -> Result<PodView, String> {
-    PodView::from_slice(bytes)
-        .map_err(|e| explain::<PodView>(bytes).unwrap_or_else(|| e.to_string()))
+fn parse_pod(bytes: &[u8], specs: &dyn SpecSource) -> Result<PodView, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    de::DeserializeSeed::deserialize(PodSeed(specs), &mut de)
+        .map_err(|e| explain(bytes, PodSeed(specs)).unwrap_or_else(|| e.to_string()))
 }
 
 /// Parse again, tracking the path, to say where a data error is (`status.phase: ...`).
 /// Only on the error path: tracking costs time the good documents need not pay.
-fn explain<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Option<String> {
+fn explain<'de, S: de::DeserializeSeed<'de>>(bytes: &'de [u8], seed: S) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => None,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            Some(if path.is_empty() || path == "." {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            })
-        }
-    }
+    let mut track = serde_path_to_error::Track::new();
+    let err = match seed.deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track)) {
+        Ok(_) => return None,
+        Err(e) => e,
+    };
+    let path = track.path().to_string();
+    Some(if path.is_empty() || path == "." {
+        err.to_string()
+    } else {
+        format!("{path}: {err}")
+    })
 }
 
 enum Step {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod input;
 mod policy;
 pub mod report;
+pub mod scan;
 
 use std::collections::BTreeMap;
 
@@ -100,6 +101,11 @@ impl Auditor {
             *self.summary.by_severity.entry(f.severity).or_default() += 1;
         }
         findings
+    }
+
+    /// What the auditor remembers per uid; lets the reader skip specs it already knows.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
     }
 
     pub fn note_unusable(&mut self) {

@@ -148,22 +148,34 @@ impl Seconds {
         let mut total_ms: f64 = 0.0;
         let mut rest = input;
         while !rest.is_empty() {
-            let num_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .ok_or_else(|| err("missing unit"))?;
-            if num_len == 0 {
+            // A number: digits, optionally a point and more digits (as PATTERN says).
+            let int_len = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if int_len == 0 {
                 return Err(err("expected a number"));
+            }
+            let mut num_len = int_len;
+            if let Some(frac) = rest[int_len..].strip_prefix('.') {
+                let frac_len = frac
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(frac.len());
+                if frac_len == 0 {
+                    return Err(err("expected digits after the decimal point"));
+                }
+                num_len += 1 + frac_len;
             }
             let value: f64 = rest[..num_len].parse().map_err(|_| err("bad number"))?;
             rest = &rest[num_len..];
             let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .find(|c: char| c.is_ascii_digit())
                 .unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "ms" => 1.0,
                 "s" => 1_000.0,
                 "m" => 60_000.0,
                 "h" => 3_600_000.0,
+                "" => return Err(err("missing unit")),
                 _ => return Err(err("unit must be ms, s, m or h")),
             };
             rest = &rest[unit_len..];
@@ -247,7 +259,7 @@ mod tests {
             assert_eq!(d, Seconds(secs), "{s}");
             assert_eq!(d.to_string(), shown, "{s}");
         }
-        for bad in ["", "5", "m", "5x", "1h 5m", "-5m"] {
+        for bad in ["", "5", "m", "5x", "1h 5m", "-5m", "5.m", ".5m", "1h5"] {
             assert!(Seconds::parse(bad).is_err(), "{bad}");
         }
     }

@@ -2,10 +2,11 @@
 //! and recent restart times for the restart budget. Deterministic, no I/O.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::rules::{Finding, Input, RuleSet, RuleSettings, evaluate};
 use super::time::Timestamp;
-use super::view::{PodView, Str};
+use super::view::{PodSpecView, PodView, SpecSource, Str};
 
 #[derive(Debug)]
 struct Tracked {
@@ -161,4 +162,16 @@ fn record_restarts(
 fn restarts_within(log: &VecDeque<Timestamp>, now: Timestamp, settings: &RuleSettings) -> u32 {
     let window = settings.restart_budget.window.0;
     log.iter().filter(|t| now.since(**t) < window).count() as u32
+}
+
+impl SpecSource for Tracker {
+    /// The spec of a tracked, controlled, bound pod (an orphan's full spec is always read,
+    /// as it is what a recreation would use).
+    fn known_spec(&self, uid: &str) -> Option<Arc<PodSpecView>> {
+        self.pods
+            .get(uid)
+            .map(|t| &t.view)
+            .filter(|v| v.controlled && v.spec.node_name.is_some())
+            .map(|v| Arc::clone(&v.spec))
+    }
 }

@@ -6,6 +6,7 @@
 //! full `spec`, because orphan recreation needs it; for owned pods it is never built.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -474,7 +475,9 @@ pub struct PodView {
     pub deletion_timestamp: Option<Timestamp>,
     /// Some ownerReference has `controller: true`.
     pub controlled: bool,
-    pub spec: PodSpecView,
+    /// Shared by the snapshots of one uid: the fields read here cannot change once the
+    /// pod is bound (the API server rejects such updates).
+    pub spec: Arc<PodSpecView>,
     pub status: PodStatusView,
     /// The complete `spec`, kept only for pods without a controller.
     pub full_spec: Option<Box<serde_json::Value>>,
@@ -592,13 +595,40 @@ impl PodView {
 
 impl<'de> Deserialize<'de> for PodView {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(PodVisitor)
+        PodSeed(&NoSpecs).deserialize(d)
     }
 }
 
-struct PodVisitor;
+/// Specs already known by uid. A pod's spec fields that the rules read cannot change once
+/// it is bound, so a later snapshot of a known uid skips its spec at scanning speed and
+/// shares the known one.
+pub trait SpecSource {
+    fn known_spec(&self, uid: &str) -> Option<Arc<PodSpecView>>;
+}
 
-impl<'de> Visitor<'de> for PodVisitor {
+/// Knows no spec: every snapshot's spec is read.
+pub struct NoSpecs;
+
+impl SpecSource for NoSpecs {
+    fn known_spec(&self, _: &str) -> Option<Arc<PodSpecView>> {
+        None
+    }
+}
+
+/// Deserializes a pod, reusing specs from a [`SpecSource`].
+#[derive(Clone, Copy)]
+pub struct PodSeed<'s>(pub &'s dyn SpecSource);
+
+impl<'de> DeserializeSeed<'de> for PodSeed<'_> {
+    type Value = PodView;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PodView, D::Error> {
+        d.deserialize_map(PodVisitor(self.0))
+    }
+}
+
+struct PodVisitor<'s>(&'s dyn SpecSource);
+
+impl<'de> Visitor<'de> for PodVisitor<'_> {
     type Value = PodView;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -606,7 +636,7 @@ impl<'de> Visitor<'de> for PodVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodView, A::Error> {
-        let mut parts = PodParts::default();
+        let mut parts = PodParts::new(self.0);
         while let Some(key) = map.next_key::<TopKey>()? {
             match key {
                 TopKey::Kind => {
@@ -690,15 +720,25 @@ impl<'de> DeserializeSeed<'de> for KindIsPod {
 /// API server writes, so the controller reference is known when the spec arrives and an
 /// owned pod's spec is never built in full; if the order is reversed the full spec is
 /// built and dropped at the end.
-#[derive(Default)]
-pub(crate) struct PodParts {
+pub(crate) struct PodParts<'s> {
+    specs: &'s dyn SpecSource,
     metadata: Option<MetadataView>,
-    spec: Option<PodSpecView>,
+    spec: Option<Arc<PodSpecView>>,
     full_spec: Option<serde_json::Value>,
     status: Option<PodStatusView>,
 }
 
-impl PodParts {
+impl<'s> PodParts<'s> {
+    pub(crate) fn new(specs: &'s dyn SpecSource) -> Self {
+        PodParts {
+            specs,
+            metadata: None,
+            spec: None,
+            full_spec: None,
+            status: None,
+        }
+    }
+
     pub(crate) fn field<'de, A: MapAccess<'de>>(
         &mut self,
         field: PodField,
@@ -708,13 +748,24 @@ impl PodParts {
             PodField::Metadata => self.metadata = Some(map.next_value()?),
             PodField::Status => self.status = Some(map.next_value()?),
             PodField::Spec if self.metadata.as_ref().is_some_and(|m| m.owner_references) => {
-                self.spec = Some(map.next_value()?);
+                let known = self
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.uid.as_deref())
+                    .and_then(|uid| self.specs.known_spec(uid));
+                self.spec = Some(match known {
+                    Some(spec) => {
+                        map.next_value::<IgnoredAny>()?;
+                        spec
+                    }
+                    None => Arc::new(map.next_value()?),
+                });
             }
             PodField::Spec => {
                 let value: serde_json::Value = map.next_value()?;
                 let spec = PodSpecView::deserialize(&value)
                     .map_err(|e| de::Error::custom(format_args!("spec: {e}")))?;
-                self.spec = Some(spec);
+                self.spec = Some(Arc::new(spec));
                 self.full_spec = Some(value);
             }
         }
