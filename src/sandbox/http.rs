@@ -460,13 +460,12 @@ async fn read_json(req: Request) -> Result<Value, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    if content_type.contains("protobuf") {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
-        )));
-    }
     let body = read_body(req).await?;
-    let value = parse_json(&body)?;
+    let value = if content_type.contains("protobuf") {
+        super::protobuf::decode(&body)?
+    } else {
+        parse_json(&body)?
+    };
     if !value.is_object() {
         return Err(ApiError::BadRequest(
             "the body of the request must be a JSON object".into(),

@@ -26,6 +26,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod object;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod server;
 pub mod store;
