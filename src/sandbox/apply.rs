@@ -15,7 +15,20 @@ use super::object;
 use super::patch;
 use super::resources::{Flavor, ResourceType};
 
-type FieldPath = Vec<String>;
+/// A field path: `fieldsV1` path elements joined by newlines (which JSON-encoded keys
+/// never contain). One allocation per path keeps large objects cheap to walk.
+type FieldPath = String;
+
+fn push_segment(path: &mut FieldPath, segment: &str) {
+    if !path.is_empty() {
+        path.push('\n');
+    }
+    path.push_str(segment);
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('\n')
+}
 
 /// Metadata fields the server owns; never part of a manager's field set.
 const SYSTEM_METADATA: &[&str] = &[
@@ -127,12 +140,23 @@ pub fn record_update(
     if subresource == Subresource::Binding {
         return;
     }
-    let mut entries = match old {
-        Some(old) => read_entries(old),
-        None => vec![],
+    let Some(old) = old else {
+        // A create: the manager owns everything it wrote. Built in one pass, without
+        // the path sets an update needs for its diff.
+        let fields = fields_v1_of(rt, new);
+        let empty = fields.as_object().is_none_or(|m| m.is_empty());
+        let meta = object::meta_mut(new);
+        meta.remove("managedFields");
+        if !empty {
+            let entry = json!({"manager": manager, "operation": "Update", "apiVersion": api_version_of(rt, new),
+                               "time": object::format_time(now), "fieldsType": "FieldsV1", "fieldsV1": fields});
+            object::meta_mut(new).insert("managedFields".into(), json!([entry]));
+        }
+        return;
     };
+    let mut entries = read_entries(old);
     let new_leaves = leaves(rt, new);
-    let old_leaves = old.map(|o| leaves(rt, o)).unwrap_or_default();
+    let old_leaves = leaves(rt, old);
     let mut changed: BTreeSet<FieldPath> = BTreeSet::new();
     for (path, value) in &new_leaves {
         if old_leaves.get(path) != Some(value) {
@@ -377,14 +401,14 @@ fn leaves<'a>(rt: &ResourceType, object: &'a Value) -> BTreeMap<FieldPath, &'a V
                     if SYSTEM_METADATA.contains(&mk.as_str()) {
                         continue;
                     }
-                    let mut path = vec!["f:metadata".to_string(), format!("f:{mk}")];
+                    let mut path = format!("f:metadata\nf:{mk}");
                     let mut names = vec!["metadata", mk.as_str()];
                     collect(rt, mv, &mut path, &mut names, &mut out);
                 }
             }
             continue;
         }
-        let mut path = vec![format!("f:{k}")];
+        let mut path = format!("f:{k}");
         let mut names = vec![k.as_str()];
         collect(rt, v, &mut path, &mut names, &mut out);
     }
@@ -401,11 +425,12 @@ fn collect<'a>(
     match value {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
-                path.push(format!("f:{k}"));
+                let len = path.len();
+                push_segment(path, &format!("f:{k}"));
                 names.push(k.as_str());
                 collect(rt, v, path, names, out);
                 names.pop();
-                path.pop();
+                path.truncate(len);
             }
         }
         Value::Array(items) if !items.is_empty() => {
@@ -418,26 +443,92 @@ fn collect<'a>(
                     out.insert(path.clone(), value);
                     return;
                 };
-                path.push(id);
-                path.push(".".into());
+                let len = path.len();
+                push_segment(path, &id);
+                let element_len = path.len();
+                push_segment(path, ".");
                 out.insert(path.clone(), item);
-                path.pop();
+                path.truncate(element_len);
                 if let Some(fields) = item.as_object() {
                     for (k, v) in fields {
-                        path.push(format!("f:{k}"));
+                        let l = path.len();
+                        push_segment(path, &format!("f:{k}"));
                         names.push(k.as_str());
                         collect(rt, v, path, names, out);
                         names.pop();
-                        path.pop();
+                        path.truncate(l);
                     }
                 }
-                path.pop();
+                path.truncate(len);
             }
         }
         _ => {
             out.insert(path.clone(), value);
         }
     }
+}
+
+/// The `fieldsV1` of everything in `object` (system metadata excluded), in one pass.
+fn fields_v1_of(rt: &ResourceType, object: &Value) -> Value {
+    fn walk<'a>(rt: &ResourceType, value: &'a Value, names: &mut Vec<&'a str>) -> Value {
+        match value {
+            Value::Object(m) if !m.is_empty() => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    names.push(k.as_str());
+                    out.insert(format!("f:{k}"), walk(rt, v, names));
+                    names.pop();
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) if !items.is_empty() => {
+                let Some(keys) = list_keys(rt, names) else {
+                    return json!({});
+                };
+                let mut out = Map::new();
+                for item in items {
+                    let Some(id) = element_key(item, &keys) else {
+                        return json!({});
+                    };
+                    let mut element = match walk(rt, item, names) {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    };
+                    element.insert(".".into(), json!({}));
+                    out.insert(id, Value::Object(element));
+                }
+                Value::Object(out)
+            }
+            _ => json!({}),
+        }
+    }
+    let mut root = Map::new();
+    let Some(map) = object.as_object() else {
+        return Value::Object(root);
+    };
+    for (k, v) in map {
+        match k.as_str() {
+            "apiVersion" | "kind" => {}
+            "metadata" => {
+                let mut meta = Map::new();
+                for (mk, mv) in v.as_object().into_iter().flatten() {
+                    if !SYSTEM_METADATA.contains(&mk.as_str()) {
+                        meta.insert(
+                            format!("f:{mk}"),
+                            walk(rt, mv, &mut vec!["metadata", mk.as_str()]),
+                        );
+                    }
+                }
+                if !meta.is_empty() {
+                    root.insert("f:metadata".into(), Value::Object(meta));
+                }
+            }
+            _ => {
+                root.insert(format!("f:{k}"), walk(rt, v, &mut vec![k.as_str()]));
+            }
+        }
+    }
+    Value::Object(root)
 }
 
 /// Merges an applied configuration into the live object.
@@ -497,6 +588,7 @@ fn merge<'a>(rt: &ResourceType, live: &mut Value, applied: &'a Value, names: &mu
 }
 
 fn remove_path(object: &mut Value, path: &FieldPath) {
+    let path: Vec<&str> = segments(path).collect();
     let Some((last, parents)) = path.split_last() else {
         return;
     };
@@ -506,7 +598,7 @@ fn remove_path(object: &mut Value, path: &FieldPath) {
         let next = if let Some(field) = pe.strip_prefix("f:") {
             cur.get_mut(field)
         } else if let Some(key) = pe.strip_prefix("k:") {
-            if parents.peek().is_none() && last == "." {
+            if parents.peek().is_none() && *last == "." {
                 // Removing the element itself.
                 if let Value::Array(list) = cur {
                     list.retain(|e| !matches_key(e, key));
@@ -541,7 +633,7 @@ fn matches_key(element: &Value, key: &str) -> bool {
 
 fn render_path(path: &FieldPath) -> String {
     let mut out = String::new();
-    for pe in path {
+    for pe in segments(path) {
         if let Some(f) = pe.strip_prefix("f:") {
             out.push('.');
             out.push_str(f);
@@ -564,8 +656,10 @@ fn to_fields_v1(fields: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
     for path in fields {
         let mut cur = &mut root;
-        for pe in path {
-            let entry = cur.entry(pe.clone()).or_insert(Value::Object(Map::new()));
+        for pe in segments(path) {
+            let entry = cur
+                .entry(pe.to_string())
+                .or_insert(Value::Object(Map::new()));
             if !entry.is_object() {
                 *entry = Value::Object(Map::new());
             }
@@ -581,9 +675,10 @@ fn from_fields_v1(tree: &Value) -> BTreeSet<FieldPath> {
         match node.as_object() {
             Some(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    path.push(k.clone());
+                    let len = path.len();
+                    push_segment(path, k);
                     walk(v, path, out);
-                    path.pop();
+                    path.truncate(len);
                 }
             }
             _ => {
@@ -594,7 +689,7 @@ fn from_fields_v1(tree: &Value) -> BTreeSet<FieldPath> {
         }
     }
     let mut out = BTreeSet::new();
-    walk(tree, &mut vec![], &mut out);
+    walk(tree, &mut String::new(), &mut out);
     out
 }
 
@@ -666,6 +761,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(second["metadata"]["labels"], json!({"a": "1"}));
+    }
+
+    #[test]
+    fn one_pass_fields_equal_the_path_sets() {
+        let rt = pods();
+        let pod = json!({"metadata": {"name": "p", "labels": {"a": "1"}},
+                         "spec": {"containers": [{"name": "app", "image": "x", "env": [{"name": "E", "value": "1"}]}], "tolerations": [{"key": "k"}]},
+                         "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let set: BTreeSet<FieldPath> = leaves(&rt, &pod).into_keys().collect();
+        assert_eq!(fields_v1_of(&rt, &pod), to_fields_v1(&set));
     }
 
     #[test]

@@ -47,8 +47,10 @@ impl StoredObject {
                     .collect()
             })
             .unwrap_or_default();
-        let json = serde_json::to_vec(object)
+        let mut json = serde_json::to_vec(object)
             .map_err(|e| ApiError::Internal(format!("serializing object: {e}")))?;
+        // Stored for long: give back the serializer's spare capacity.
+        json.shrink_to_fit();
         Ok(StoredObject {
             resource_version,
             namespace: text("namespace"),
