@@ -1050,3 +1050,49 @@ async fn bad_input_never_breaks_the_server() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let (handle, client) = sandbox().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let before = handle.store().resource_version();
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let would = pods.create(&dry, &pod("dry")).await.unwrap();
+    assert_eq!(
+        would.spec.unwrap().restart_policy.as_deref(),
+        Some("Always")
+    );
+    assert_eq!(status(pods.get("dry").await).0, 404);
+    pods.create(&PostParams::default(), &pod("real"))
+        .await
+        .unwrap();
+    let rv = handle.store().resource_version();
+    let patched = pods
+        .patch(
+            "real",
+            &PatchParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.labels().get("x").map(String::as_str), Some("y"));
+    assert!(pods.get("real").await.unwrap().labels().get("x").is_none());
+    pods.delete(
+        "real",
+        &DeleteParams {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pods.get("real").await.is_ok());
+    assert_eq!(handle.store().resource_version(), rv);
+    assert!(rv > before);
+}

@@ -337,6 +337,15 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
                 Some(parse_json(&body)?)
             };
             let opts = delete_options(&q, body.as_ref());
+            let body_dry_run = body
+                .as_ref()
+                .and_then(|b| b.get("dryRun"))
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+            if body_dry_run || q.get("dryRun").is_some_and(|v| v == "All") {
+                let obj = s.store.get(&rt, ns, &name)?;
+                return Ok(render_one(s, &rt, &obj, accept, StatusCode::OK));
+            }
             match s.store.delete(&rt, ns, &name, &opts)? {
                 Deleted::Pending(obj) => Ok(render_one(s, &rt, &obj, accept, StatusCode::OK)),
                 Deleted::Gone(obj) if rt.flavor == Flavor::Pod => {
@@ -495,6 +504,7 @@ fn write_options(
         field_manager: manager,
         force: false,
         strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod resources;
 pub mod server;
 pub mod store;
 pub mod tables;
+pub mod typed;
 pub mod watch;
 
 pub use admission::Subresource;
@@ -44,4 +45,5 @@ pub use server::{Sandbox, SandboxConfig, SandboxError, SandboxHandle};
 pub use store::{
     DeleteOptions, Deleted, ListOptions, ListPage, Store, StoreConfig, WatchOptions, WriteOptions,
 };
+pub use typed::TypedApi;
 pub use watch::{Watch, WatchEvent};

@@ -70,6 +70,8 @@ pub struct WriteOptions {
     pub force: bool,
     /// `fieldValidation=Strict`: unknown fields of custom resources are an error.
     pub strict: bool,
+    /// `dryRun=All`: everything but the commit; the result is what would be stored.
+    pub dry_run: bool,
 }
 
 /// Options of a delete.
@@ -390,6 +392,9 @@ impl Store {
         if storage_exists {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
         }
+        if opts.dry_run {
+            return Ok(Arc::new(StoredObject::new(rt.flavor, 0, &object)?));
+        }
         let stored = self.commit(&mut inner, rt, key, Some(object), None)?;
         drop(inner);
         self.after_write(rt, None, Some(&stored));
@@ -515,6 +520,9 @@ impl Store {
         {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
         }
+        if opts.dry_run {
+            return Ok(Arc::new(StoredObject::new(rt.flavor, 0, &object)?));
+        }
         let stored = self.commit(&mut inner, rt, key, Some(object), None)?;
         drop(inner);
         self.after_write(rt, None, Some(&stored));
@@ -556,6 +564,13 @@ impl Store {
             // Nothing changed: no new resourceVersion, no event (as the real server).
             if strip_rv(&old) == strip_rv(&desired) {
                 return Ok(current);
+            }
+            if opts.dry_run {
+                return Ok(Arc::new(StoredObject::new(
+                    rt.flavor,
+                    current.resource_version,
+                    &desired,
+                )?));
             }
             let finished = admission::deletion_finished(&desired);
             let mut inner = self.lock();
@@ -1057,7 +1072,7 @@ impl Store {
 }
 
 /// A stored object as `rt` serves it (events.k8s.io view, CR served version).
-fn served_form(rt: &ResourceType, object: Value) -> Value {
+pub fn served_form(rt: &ResourceType, object: Value) -> Value {
     match rt.flavor {
         Flavor::EventsV1 => events::core_to_v1(&object),
         Flavor::Custom => crd::to_served_version(rt, object),
