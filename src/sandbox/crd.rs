@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, Cause};
 use super::object::{self, meta_str};
-use super::resources::{Flavor, PrinterColumn, Registry, ResourceType};
+use super::resources::{Flavor, PrinterColumn, ResourceType};
 
 /// The types a CRD serves (one per served version) and their storage key, or `None`
 /// when the CRD is unusable (it was validated on write, so only for odd edits).
@@ -491,7 +491,7 @@ fn json_type(v: &Value) -> &'static str {
 
 /// A custom resource written through any served version is stored in the storage
 /// version (conversion strategy None: only apiVersion changes).
-pub fn to_storage_version(_registry: &Registry, rt: &ResourceType, mut object: Value) -> Value {
+pub fn to_storage_version(rt: &ResourceType, mut object: Value) -> Value {
     if let Some(m) = object.as_object_mut() {
         m.insert(
             "apiVersion".into(),

@@ -22,13 +22,14 @@ use tokio::time::Instant;
 use super::admission::Subresource;
 use super::discovery;
 use super::error::{ApiError, success_status};
-use super::events;
 use super::faults::{FaultConfig, Faults};
 use super::fields::FieldSelector;
 use super::object::StoredObject;
 use super::patch::Patch;
 use super::resources::{Flavor, ResourceType};
-use super::store::{DeleteOptions, Deleted, ListOptions, Store, WatchOptions, WriteOptions};
+use super::store::{
+    DeleteOptions, Deleted, ListOptions, Store, WatchOptions, WriteOptions, served_form,
+};
 use super::tables::{self, IncludeObject};
 use super::watch::{Watch, WatchEvent};
 use crate::selector::Selector;
@@ -609,22 +610,28 @@ impl Accept {
 
 /// An object's JSON as `rt` serves it; the stored bytes as-is for native views.
 fn object_bytes(rt: &ResourceType, obj: &StoredObject) -> Bytes {
-    match rt.flavor {
-        Flavor::EventsV1 => Bytes::from(events::core_to_v1(&obj.value()).to_string()),
-        Flavor::Custom if rt.version != rt.storage_version => {
-            Bytes::from(super::crd::to_served_version(rt, obj.value()).to_string())
-        }
-        _ => obj.json.clone(),
+    if is_native_view(rt) {
+        obj.json.clone()
+    } else {
+        Bytes::from(served_form(rt, obj.value()).to_string())
     }
 }
 
 fn object_value(rt: &ResourceType, obj: &StoredObject) -> Value {
+    if is_native_view(rt) {
+        obj.value()
+    } else {
+        served_form(rt, obj.value())
+    }
+}
+
+/// Whether `rt` serves objects exactly as stored (everything but the events.k8s.io
+/// view and non-storage versions of custom resources).
+fn is_native_view(rt: &ResourceType) -> bool {
     match rt.flavor {
-        Flavor::EventsV1 => events::core_to_v1(&obj.value()),
-        Flavor::Custom if rt.version != rt.storage_version => {
-            super::crd::to_served_version(rt, obj.value())
-        }
-        _ => obj.value(),
+        Flavor::EventsV1 => false,
+        Flavor::Custom => rt.version == rt.storage_version,
+        _ => true,
     }
 }
 

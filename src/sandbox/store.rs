@@ -1065,7 +1065,7 @@ impl Store {
         }
         match rt.flavor {
             Flavor::EventsV1 => Ok(events::v1_to_core(&object)),
-            Flavor::Custom => Ok(crd::to_storage_version(self.registry(), rt, object)),
+            Flavor::Custom => Ok(crd::to_storage_version(rt, object)),
             _ => Ok(object),
         }
     }
