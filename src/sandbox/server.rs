@@ -61,23 +61,10 @@ pub enum SandboxError {
 pub struct Sandbox;
 
 impl Sandbox {
-    /// Binds, then serves in the background on the current tokio runtime.
+    /// Binds, then serves a fresh store in the background on the current tokio runtime.
     pub async fn start(config: SandboxConfig) -> Result<SandboxHandle, SandboxError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SandboxError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Listen {
-                addr: config.listen,
-                source,
-            })?;
         let store = Store::new(config.store.clone());
-        Ok(Self::serve(listener, addr, store, config))
+        Self::start_with_store(config, store).await
     }
 
     /// Serves an existing store (the simulator keeps the store across server restarts).
@@ -85,19 +72,14 @@ impl Sandbox {
         config: SandboxConfig,
         store: Store,
     ) -> Result<SandboxHandle, SandboxError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SandboxError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Listen {
-                addr: config.listen,
-                source,
-            })?;
+        let listen_error = |source| SandboxError::Listen {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(listen_error)?;
+        let addr = listener.local_addr().map_err(listen_error)?;
         Ok(Self::serve(listener, addr, store, config))
     }
 

@@ -362,43 +362,14 @@ impl Store {
         opts: &WriteOptions,
     ) -> Result<Arc<StoredObject>, ApiError> {
         admission::check_kind(rt, &object)?;
-        let mut object = self.to_storage(rt, object)?;
-        let namespace = admission::resolve_namespace(rt, namespace, &mut object)?;
-        if let Some(ns) = &namespace {
-            self.check_namespace_accepts(ns)?;
-        }
-        admission::admit_create(self, rt, &mut object, opts)?;
+        let object = self.to_storage(rt, object)?;
         let manager = opts
             .field_manager
             .clone()
             .unwrap_or_else(|| "unknown".into());
-        apply::record_update(
-            rt,
-            None,
-            &mut object,
-            &manager,
-            opts.subresource,
-            self.now(),
-        );
-        let name = object::meta_str(&object, "name")
-            .unwrap_or_default()
-            .to_string();
-        let key = Self::key(rt, namespace.as_deref(), &name)?;
-        let mut inner = self.lock();
-        let storage_exists = inner
-            .tables
-            .get(&rt.storage)
-            .is_some_and(|t| t.objects.contains_key(&key));
-        if storage_exists {
-            return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
-        }
-        if opts.dry_run {
-            return Ok(Arc::new(StoredObject::new(rt.flavor, 0, &object)?));
-        }
-        let stored = self.commit(&mut inner, rt, key, Some(object), None)?;
-        drop(inner);
-        self.after_write(rt, None, Some(&stored));
-        Ok(stored)
+        self.insert_new(rt, namespace, object, opts, |object, now| {
+            apply::record_update(rt, None, object, &manager, opts.subresource, now)
+        })
     }
 
     /// Replaces an object (PUT). A `metadata.resourceVersion` in the body must match
@@ -501,13 +472,27 @@ impl Store {
         manager: &str,
         opts: &WriteOptions,
     ) -> Result<Arc<StoredObject>, ApiError> {
-        let mut object = object;
+        self.insert_new(rt, namespace, object, opts, |object, now| {
+            apply::record_apply_create(rt, object, body, manager, now)
+        })
+    }
+
+    /// The create path shared by POST and by an apply that creates: namespace rules,
+    /// admission, managedFields (`record`), then the insert (409 if the name is taken).
+    fn insert_new(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        mut object: Value,
+        opts: &WriteOptions,
+        record: impl FnOnce(&mut Value, jiff::Timestamp),
+    ) -> Result<Arc<StoredObject>, ApiError> {
         let namespace = admission::resolve_namespace(rt, namespace, &mut object)?;
         if let Some(ns) = &namespace {
             self.check_namespace_accepts(ns)?;
         }
         admission::admit_create(self, rt, &mut object, opts)?;
-        apply::record_apply_create(rt, &mut object, body, manager, self.now());
+        record(&mut object, self.now());
         let name = object::meta_str(&object, "name")
             .unwrap_or_default()
             .to_string();
