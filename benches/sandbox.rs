@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use podwarden::sandbox::{Sandbox, SandboxConfig, Store, StoreConfig, WriteOptions};
+use podwarden::sandbox::{
+    Patch, Sandbox, SandboxConfig, Store, StoreConfig, Subresource, WriteOptions,
+};
 use serde_json::{Value, json};
 
 struct Counting;
@@ -110,7 +112,6 @@ fn main() {
         ..Default::default()
     };
     let store = Store::new(config.store.clone());
-    let start_rv = store.resource_version();
     let before = ALLOCATED.load(Ordering::Relaxed);
     let load_time = load(&store, count);
     let after = ALLOCATED.load(Ordering::Relaxed);
@@ -126,6 +127,36 @@ fn main() {
         (after - before) / count as isize
     );
     let pods = store.resource("", "v1", "pods").unwrap();
+    let namespace = fixture_pod()["metadata"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let writes = count.min(20_000);
+    let status = WriteOptions {
+        subresource: Subresource::Status,
+        field_manager: Some("kubelet".into()),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    for i in 0..writes {
+        let patch = Patch::Strategic(
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": format!("r{i}")}]}}),
+        );
+        store
+            .patch(
+                &pods,
+                Some(&namespace),
+                &format!("web-frontend-{i:06}"),
+                &patch,
+                &status,
+            )
+            .unwrap();
+    }
+    let took = t.elapsed();
+    println!(
+        "status patches in-process: {:.0}/s ({writes} strategic merge patches of the 11 KB pod)",
+        writes as f64 / took.as_secs_f64()
+    );
     let t = Instant::now();
     let page = store.list(&pods, None, &Default::default()).unwrap();
     println!(
@@ -154,6 +185,8 @@ fn main() {
         });
     });
     let kube_config = addr_rx.recv().unwrap();
+    // The watch replays the last `count` changes (creates and status patches) from the history.
+    let store_rv_now = store.resource_version();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -215,10 +248,11 @@ fn main() {
         }
         println!("list over HTTP, 500/page:  {:.2?} ({pages} pages)", t.elapsed());
 
-        // Watch: every change since before the load, replayed from the history window,
-        // to one watcher reading raw lines.
+        // Watch: the last `count` changes, replayed from the history window, to one
+        // watcher reading raw lines.
         let t = Instant::now();
-        let (bytes, lines, _) = get(format!("/api/v1/pods?watch=true&resourceVersion={start_rv}"), count).await;
+        let from = store_rv_now - count as u64;
+        let (bytes, lines, _) = get(format!("/api/v1/pods?watch=true&resourceVersion={from}"), count).await;
         let elapsed = t.elapsed();
         println!(
             "watch to one watcher:      {lines} events, {:.0} MB in {:.2?} => {:.0} events/s ({:.0} MB/s)",

@@ -231,7 +231,8 @@ pub fn admit_update(
             old.get("kind").cloned().unwrap_or(json!(rt.kind)),
         );
     }
-    let old_meta = meta(old).cloned().unwrap_or_default();
+    let empty = Map::new();
+    let old_meta = meta(old).unwrap_or(&empty);
     {
         let meta = meta_mut(new);
         for key in [
@@ -256,26 +257,14 @@ pub fn admit_update(
                 copy_field(old, new, "status");
             }
             Subresource::Status => {
-                let status = new.get("status").cloned();
-                let meta_new = meta(new).cloned().unwrap_or_default();
-                let mut merged = old.clone();
-                match status {
-                    Some(s) => set_path(&mut merged, &["status"], s),
-                    None => {
-                        if let Some(m) = merged.as_object_mut() {
-                            m.remove("status");
-                        }
-                    }
+                // Everything but status (and labels, annotations, finalizers, which may
+                // move with a status write) stays as it was. Copied only where the write
+                // differs, so a status write does not copy the whole object.
+                keep_except(old, new, &["status", "metadata"]);
+                if let (Some(old_m), Some(new_m)) = (meta(old), new.get_mut("metadata")) {
+                    let movable = ["labels", "annotations", "finalizers", "managedFields"];
+                    keep_except(&without(old_m, &movable), new_m, &movable);
                 }
-                // Labels, annotations and finalizers may move with a status write.
-                let m = meta_mut(&mut merged);
-                for key in ["labels", "annotations", "finalizers", "managedFields"] {
-                    match meta_new.get(key) {
-                        Some(v) => m.insert(key.into(), v.clone()),
-                        None => m.remove(key),
-                    };
-                }
-                *new = merged;
             }
             Subresource::Binding => {}
         }
@@ -341,17 +330,36 @@ pub fn admit_update(
 /// Whether anything outside metadata (and status, for kinds with a status
 /// subresource) changed: what makes generation move.
 fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("metadata");
-            if rt.status_subresource {
-                m.remove("status");
-            }
-        }
-        v
+    let ignored: &[&str] = if rt.status_subresource {
+        &["metadata", "status"]
+    } else {
+        &["metadata"]
     };
-    strip(old) != strip(new)
+    !object::equal_ignoring(old, new, ignored, &[])
+}
+
+/// Makes `to` equal to `from` on every top-level field but `except`, copying only the
+/// fields that differ.
+fn keep_except(from: &Value, to: &mut Value, except: &[&str]) {
+    let (Some(from), Some(to)) = (from.as_object(), to.as_object_mut()) else {
+        return;
+    };
+    to.retain(|k, _| except.contains(&k.as_str()) || from.contains_key(k));
+    for (k, v) in from {
+        if except.contains(&k.as_str()) || to.get(k) == Some(v) {
+            continue;
+        }
+        to.insert(k.clone(), v.clone());
+    }
+}
+
+fn without(map: &Map<String, Value>, keys: &[&str]) -> Value {
+    Value::Object(
+        map.iter()
+            .filter(|(k, _)| !keys.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
 }
 
 fn copy_field(from: &Value, to: &mut Value, key: &str) {

@@ -154,49 +154,284 @@ pub fn record_update(
         }
         return;
     };
-    let mut entries = read_entries(old);
-    let new_leaves = leaves(rt, new);
-    let old_leaves = leaves(rt, old);
-    let mut changed: BTreeSet<FieldPath> = BTreeSet::new();
-    for (path, value) in &new_leaves {
-        if old_leaves.get(path) != Some(value) {
-            changed.insert(path.clone());
+    let (changed, removed) = diff(rt, old, new);
+    let mut entries: Vec<Value> = object::meta(old)
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !changed.is_empty() || !removed.is_empty() {
+        // Edit the fieldsV1 trees in place: a status write touches a few paths, and
+        // the other entries (the create's, which owns everything) stay as they are.
+        for e in entries.iter_mut() {
+            if let Some(tree) = e.get_mut("fieldsV1") {
+                for p in changed.iter().chain(removed.iter()) {
+                    tree_remove(tree, &segments(p).collect::<Vec<_>>());
+                }
+            }
+        }
+        let sub = subresource.name();
+        let time = object::format_time(now);
+        let mine = entries.iter_mut().find(|e| {
+            e.get("manager").and_then(Value::as_str) == Some(manager)
+                && e.get("operation").and_then(Value::as_str) == Some("Update")
+                && e.get("subresource").and_then(Value::as_str) == sub
+        });
+        match mine {
+            Some(e) => {
+                let tree = e
+                    .as_object_mut()
+                    .map(|m| m.entry("fieldsV1").or_insert(json!({})));
+                if let Some(tree) = tree {
+                    for p in &changed {
+                        tree_insert(tree, p);
+                    }
+                }
+                e["time"] = json!(time);
+            }
+            None if !changed.is_empty() => {
+                let set: BTreeSet<FieldPath> = changed.iter().cloned().collect();
+                let entry = Entry {
+                    manager: manager.to_string(),
+                    operation: "Update".into(),
+                    api_version: api_version_of(rt, new),
+                    subresource: sub.map(str::to_string),
+                    time,
+                    fields: set,
+                };
+                entries.push(entry.to_json());
+            }
+            None => {}
+        }
+        entries.retain(|e| {
+            e.get("fieldsV1")
+                .and_then(Value::as_object)
+                .is_some_and(|t| !t.is_empty())
+        });
+    }
+    let meta = object::meta_mut(new);
+    if entries.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), Value::Array(entries));
+    }
+}
+
+/// Removes a leaf from a fieldsV1 tree, pruning parents left empty; true when `node`
+/// itself became empty.
+fn tree_remove(node: &mut Value, path: &[&str]) -> bool {
+    let Some(map) = node.as_object_mut() else {
+        return false;
+    };
+    match path {
+        [] => {}
+        [leaf] => {
+            map.remove(*leaf);
+        }
+        [head, rest @ ..] => {
+            if map
+                .get_mut(*head)
+                .is_some_and(|child| tree_remove(child, rest))
+            {
+                map.remove(*head);
+            }
         }
     }
-    let removed: Vec<FieldPath> = old_leaves
-        .keys()
-        .filter(|p| !new_leaves.contains_key(*p))
-        .cloned()
-        .collect();
-    if changed.is_empty() && removed.is_empty() {
-        write_entries(new, &entries);
+    map.is_empty()
+}
+
+fn tree_insert(node: &mut Value, path: &str) {
+    let mut cur = node;
+    for pe in segments(path) {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Value::Object(map) = cur else { return };
+        cur = map.entry(pe.to_string()).or_insert(json!({}));
+    }
+}
+
+/// The leaf paths an update changed (set to a new value) and removed, found by walking
+/// old and new together and descending only where they differ.
+fn diff(rt: &ResourceType, old: &Value, new: &Value) -> (Vec<FieldPath>, Vec<FieldPath>) {
+    let mut changed = Vec::new();
+    let mut removed = Vec::new();
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return (changed, removed);
+    };
+    let mut path = String::new();
+    for key in union_keys(o, n) {
+        if key == "apiVersion" || key == "kind" {
+            continue;
+        }
+        let (ov, nv) = (o.get(key), n.get(key));
+        if key == "metadata" {
+            let empty = Map::new();
+            let om = ov.and_then(Value::as_object).unwrap_or(&empty);
+            let nm = nv.and_then(Value::as_object).unwrap_or(&empty);
+            for mk in union_keys(om, nm) {
+                if SYSTEM_METADATA.contains(&mk) {
+                    continue;
+                }
+                path.clear();
+                path.push_str("f:metadata\n");
+                path.push_str(&format!("f:{mk}"));
+                let mut names = vec!["metadata", mk];
+                diff_value(
+                    rt,
+                    om.get(mk),
+                    nm.get(mk),
+                    &mut path,
+                    &mut names,
+                    &mut changed,
+                    &mut removed,
+                );
+            }
+            continue;
+        }
+        path.clear();
+        path.push_str(&format!("f:{key}"));
+        let mut names = vec![key];
+        diff_value(
+            rt,
+            ov,
+            nv,
+            &mut path,
+            &mut names,
+            &mut changed,
+            &mut removed,
+        );
+    }
+    (changed, removed)
+}
+
+fn union_keys<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = a.keys().map(String::as_str).collect();
+    keys.extend(b.keys().map(String::as_str).filter(|k| !a.contains_key(*k)));
+    keys
+}
+
+fn diff_value<'a>(
+    rt: &ResourceType,
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    changed: &mut Vec<FieldPath>,
+    removed: &mut Vec<FieldPath>,
+) {
+    if old == new {
         return;
     }
-    for e in entries.iter_mut() {
-        for p in changed.iter().chain(removed.iter()) {
-            e.fields.remove(p);
+    match (old, new) {
+        (Some(Value::Object(o)), Some(Value::Object(n))) if !o.is_empty() && !n.is_empty() => {
+            for key in union_keys(o, n) {
+                let len = path.len();
+                push_segment(path, &format!("f:{key}"));
+                names.push(key);
+                diff_value(rt, o.get(key), n.get(key), path, names, changed, removed);
+                names.pop();
+                path.truncate(len);
+            }
+        }
+        (Some(Value::Array(o)), Some(Value::Array(n)))
+            if !o.is_empty() && !n.is_empty() && keyed_elements(rt, names, o, n).is_some() =>
+        {
+            let keys = keyed_elements(rt, names, o, n).unwrap_or_default();
+            let ids = |list: &'a [Value]| -> Vec<(String, &'a Value)> {
+                list.iter()
+                    .filter_map(|e| Some((element_key(e, &keys)?, e)))
+                    .collect()
+            };
+            let (old_items, new_items) = (ids(o), ids(n));
+            for (id, item) in &new_items {
+                let before = old_items.iter().find(|(i, _)| i == id).map(|(_, v)| *v);
+                let len = path.len();
+                push_segment(path, id);
+                if before.is_none() {
+                    let l = path.len();
+                    push_segment(path, ".");
+                    changed.push(path.clone());
+                    path.truncate(l);
+                }
+                diff_value(rt, before, Some(item), path, names, changed, removed);
+                path.truncate(len);
+            }
+            for (id, item) in &old_items {
+                if new_items.iter().any(|(i, _)| i == id) {
+                    continue;
+                }
+                let len = path.len();
+                push_segment(path, id);
+                let l = path.len();
+                push_segment(path, ".");
+                removed.push(path.clone());
+                path.truncate(l);
+                diff_value(rt, Some(item), None, path, names, changed, removed);
+                path.truncate(len);
+            }
+        }
+        _ => {
+            let mut new_leaves = BTreeMap::new();
+            let mut old_leaves = BTreeMap::new();
+            if let Some(n) = new {
+                element_or_value_leaves(rt, n, path, names, &mut new_leaves);
+            }
+            if let Some(o) = old {
+                element_or_value_leaves(rt, o, path, names, &mut old_leaves);
+            }
+            for (p, v) in &new_leaves {
+                if old_leaves.get(p) != Some(v) {
+                    changed.push(p.clone());
+                }
+            }
+            removed.extend(
+                old_leaves
+                    .into_keys()
+                    .filter(|p| !new_leaves.contains_key(p)),
+            );
         }
     }
-    let sub = subresource.name();
-    let time = object::format_time(now);
-    match entries
-        .iter_mut()
-        .find(|e| e.same_identity(manager, "Update", sub))
-    {
-        Some(e) => {
-            e.fields.extend(changed);
-            e.time = time;
+}
+
+/// Leaves of a value at `path`; a keyed list element's own fields when `value` is one.
+fn element_or_value_leaves<'a>(
+    rt: &ResourceType,
+    value: &'a Value,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    out: &mut BTreeMap<FieldPath, &'a Value>,
+) {
+    let is_element = path
+        .rsplit('\n')
+        .next()
+        .is_some_and(|last| last.starts_with("k:"));
+    if is_element && let Some(fields) = value.as_object() {
+        for (k, v) in fields {
+            let l = path.len();
+            push_segment(path, &format!("f:{k}"));
+            names.push(k.as_str());
+            collect(rt, v, path, names, out);
+            names.pop();
+            path.truncate(l);
         }
-        None => entries.push(Entry {
-            manager: manager.to_string(),
-            operation: "Update".into(),
-            api_version: api_version_of(rt, new),
-            subresource: sub.map(str::to_string),
-            time,
-            fields: changed,
-        }),
+    } else {
+        collect(rt, value, path, names, out);
     }
-    write_entries(new, &entries);
+}
+
+/// The list keys when both lists are keyed lists whose every element has its keys.
+fn keyed_elements(
+    rt: &ResourceType,
+    names: &[&str],
+    a: &[Value],
+    b: &[Value],
+) -> Option<Vec<String>> {
+    let keys = list_keys(rt, names)?;
+    a.iter()
+        .chain(b)
+        .all(|e| element_key(e, &keys).is_some())
+        .then_some(keys)
 }
 
 /// The object an apply creates: the applied configuration itself.
@@ -771,6 +1006,48 @@ mod tests {
                          "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
         let set: BTreeSet<FieldPath> = leaves(&rt, &pod).into_keys().collect();
         assert_eq!(fields_v1_of(&rt, &pod), to_fields_v1(&set));
+    }
+
+    #[test]
+    fn update_diff_matches_the_full_leaf_comparison() {
+        let rt = pods();
+        let old = json!({"metadata": {"name": "p", "labels": {"a": "1", "gone": "x"}},
+            "spec": {"containers": [{"name": "app", "image": "x"}, {"name": "old", "image": "o"}], "tolerations": [{"key": "k"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        let new = json!({"metadata": {"name": "p", "labels": {"a": "2"}},
+            "spec": {"containers": [{"name": "app", "image": "y"}, {"name": "new", "image": "n"}], "tolerations": [{"key": "j"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]}});
+        let (changed, removed) = diff(&rt, &old, &new);
+        let (ol, nl) = (leaves(&rt, &old), leaves(&rt, &new));
+        // An element's `.` (its existence) changes only when the element comes or goes.
+        let expect_changed: BTreeSet<FieldPath> = nl
+            .iter()
+            .filter(|(p, v)| ol.get(*p) != Some(*v) && !(p.ends_with("\n.") && ol.contains_key(*p)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let expect_removed: BTreeSet<FieldPath> = ol
+            .keys()
+            .filter(|p| !nl.contains_key(*p))
+            .cloned()
+            .collect();
+        assert_eq!(changed.into_iter().collect::<BTreeSet<_>>(), expect_changed);
+        assert_eq!(removed.into_iter().collect::<BTreeSet<_>>(), expect_removed);
+    }
+
+    #[test]
+    fn update_moves_ownership_between_managers() {
+        let rt = pods();
+        let mut v1 = json!({"metadata": {"name": "p", "labels": {"a": "1"}}, "spec": {"x": 1}});
+        record_update(&rt, None, &mut v1, "creator", Subresource::Main, now());
+        let mut v2 = v1.clone();
+        v2["metadata"]["labels"]["a"] = json!("2");
+        record_update(&rt, Some(&v1), &mut v2, "editor", Subresource::Main, now());
+        let entries = read_entries(&v2);
+        let creator = entries.iter().find(|e| e.manager == "creator").unwrap();
+        let editor = entries.iter().find(|e| e.manager == "editor").unwrap();
+        assert!(!creator.fields.contains("f:metadata\nf:labels\nf:a"));
+        assert!(creator.fields.contains("f:spec\nf:x"));
+        assert!(editor.fields.contains("f:metadata\nf:labels\nf:a"));
     }
 
     #[test]

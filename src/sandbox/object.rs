@@ -120,6 +120,35 @@ pub fn meta_str<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
+/// Whether two objects are equal once the top-level fields `top` and the metadata
+/// fields `meta` are ignored; compares in place (no copies of large objects).
+pub fn equal_ignoring(a: &Value, b: &Value, top: &[&str], meta: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let mut ia = a.iter().filter(|(k, _)| !top.contains(&k.as_str()));
+    let mut ib = b.iter().filter(|(k, _)| !top.contains(&k.as_str()));
+    loop {
+        match (ia.next(), ib.next()) {
+            (None, None) => return true,
+            (Some((ka, va)), Some((kb, vb))) => {
+                if ka != kb {
+                    return false;
+                }
+                let same = if ka == "metadata" && !meta.is_empty() {
+                    equal_ignoring(va, vb, meta, &[])
+                } else {
+                    va == vb
+                };
+                if !same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// A JSON pointer-ish getter: `path(&pod, &["spec", "nodeName"])`.
 pub fn path<'a>(object: &'a Value, keys: &[&str]) -> Option<&'a Value> {
     keys.iter().try_fold(object, |cur, k| cur.get(*k))
@@ -225,6 +254,16 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
+    }
+
+    #[test]
+    fn equality_ignoring_fields() {
+        let a = serde_json::json!({"metadata": {"name": "x", "resourceVersion": "1"}, "spec": 1, "status": 1});
+        let b = serde_json::json!({"metadata": {"name": "x", "resourceVersion": "2"}, "spec": 1, "status": 2});
+        assert!(!equal_ignoring(&a, &b, &[], &["resourceVersion"]));
+        assert!(equal_ignoring(&a, &b, &["status"], &["resourceVersion"]));
+        assert!(!equal_ignoring(&a, &b, &["status"], &[]));
+        assert!(equal_ignoring(&a, &b, &["status", "metadata"], &[]));
     }
 
     #[test]

@@ -547,7 +547,7 @@ impl Store {
                 self.now(),
             );
             // Nothing changed: no new resourceVersion, no event (as the real server).
-            if strip_rv(&old) == strip_rv(&desired) {
+            if object::equal_ignoring(&old, &desired, &[], &["resourceVersion", "managedFields"]) {
                 return Ok(current);
             }
             if opts.dry_run {
@@ -1063,15 +1063,6 @@ pub fn served_form(rt: &ResourceType, object: Value) -> Value {
         Flavor::Custom => crd::to_served_version(rt, object),
         _ => object,
     }
-}
-
-fn strip_rv(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-        meta.remove("managedFields");
-    }
-    object
 }
 
 pub(crate) fn parse_rv(rv: &str) -> Result<u64, ApiError> {
