@@ -11,6 +11,27 @@
 //! - [`tables`], [`discovery`]: what kubectl reads.
 //! - [`faults`]: injected faults and their counters.
 //! - [`server`], [`kubeconfig`], [`cli`]: the process and `podwarden sandbox`.
+//!
+//! # Faults
+//! Through [`SandboxHandle::faults`] or over HTTP:
+//! - `GET /sandbox/v1/faults`: standing faults, counters, open watches;
+//! - `PUT /sandbox/v1/faults` with a [`FaultConfig`] (`throttleFraction`, `errorFraction`,
+//!   `unavailableFraction`, `retryAfterSeconds`, `latencyMillis`,
+//!   `closeWatchesAfterEvents`); `DELETE` clears them;
+//! - `POST /sandbox/v1/faults/close-watches`, `POST /sandbox/v1/faults/gone?count=N`
+//!   (the next N watches get 410 Expired), `POST /sandbox/v1/faults/restart` (every
+//!   connection dropped, data kept).
+//!
+//! # Where it differs from a real cluster
+//! - Deleting a namespace removes its objects at once (no Terminating phase, no
+//!   namespace controller); deleting a CRD removes its custom resources at once.
+//! - `propagationPolicy` is accepted and ignored (there is no garbage collector).
+//! - `fieldValidation=Strict` detects unknown fields of custom resources only.
+//! - CRD validation covers types, `required`, `enum`, `minimum`/`maximum`; not
+//!   `pattern` nor CEL rules.
+//! - Discovery is the plain (non-aggregated) form; OpenAPI v3 documents carry the
+//!   operations kubectl consults, not the schemas; no OpenAPI v2.
+//! - Loopback HTTP without TLS or authentication.
 
 pub mod admission;
 pub mod apply;
