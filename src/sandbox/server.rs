@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::faults::Faults;
@@ -28,6 +28,8 @@ pub struct SandboxConfig {
     pub bookmark_interval: Duration,
     /// Seed of the sampled faults (429/500/503 fractions).
     pub fault_seed: u64,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for SandboxConfig {
@@ -37,6 +39,7 @@ impl Default for SandboxConfig {
             store: StoreConfig::default(),
             bookmark_interval: Duration::from_secs(5),
             fault_seed: 0x5eed,
+            max_connections: 4096,
         }
     }
 }
@@ -109,11 +112,13 @@ impl Sandbox {
             restart: hook.clone(),
         };
         let router = http::router(state);
+        let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let task = tokio::spawn(accept_loop(
             listener,
             router,
             shutdown_rx,
             restart_tx.clone(),
+            permits,
         ));
         SandboxHandle {
             addr,
@@ -131,8 +136,16 @@ async fn accept_loop(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
     restart: Arc<watch::Sender<u64>>,
+    permits: Arc<Semaphore>,
 ) {
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.changed() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
             a = listener.accept() => a,
@@ -151,6 +164,7 @@ async fn accept_loop(
         let mut restart_rx = restart.subscribe();
         let mut shutdown_rx = shutdown.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {

@@ -43,7 +43,8 @@ const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// Changes kept per resource for watch-from-resourceVersion; a watch from an older
-    /// version gets 410 Gone. Bounds the history memory.
+    /// version gets 410 Gone. Bounds the history memory: each change keeps the object
+    /// versions before and after it alive (about two stored objects per change).
     pub history_window: usize,
     /// Changes queued per watcher before the watch is closed as too slow.
     pub watch_buffer: usize,
