@@ -156,14 +156,16 @@ async fn deleted_event_carries_the_final_object() {
 async fn bookmarks_are_sent_on_idle_watches() {
     let (handle, client) = sandbox().await;
     let start = create(handle.store(), "x");
+    // Both changes happen before the watch opens: replayed from the history, they
+    // precede any bookmark whatever the timing.
+    create(handle.store(), "y");
+    let later = relabel(handle.store(), "y", "1");
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let mut stream = pods
         .watch(&WatchParams::default(), &start.to_string())
         .await
         .unwrap()
         .boxed();
-    create(handle.store(), "y");
-    let later = relabel(handle.store(), "y", "1");
     let mut saw = Vec::new();
     let bookmark = tokio::time::timeout(DEADLINE, async {
         while let Some(ev) = stream.try_next().await.unwrap() {
