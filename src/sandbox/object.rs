@@ -239,10 +239,6 @@ pub fn name_suffix() -> String {
     out
 }
 
-pub fn decode_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::BadRequest(format!("the object could not be decoded: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
