@@ -208,13 +208,11 @@ pub fn admit_create(
 /// subresource splits spec from status; pods keep their immutable spec fields;
 /// generation moves when the spec does.
 pub fn admit_update(
-    store: &Store,
     rt: &ResourceType,
     old: &Value,
     new: &mut Value,
     opts: &WriteOptions,
 ) -> Result<(), ApiError> {
-    let _ = store;
     if !new.is_object() {
         return Err(ApiError::BadRequest(
             "the body of the request must be a JSON object".into(),

@@ -534,7 +534,7 @@ impl Store {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
             };
             let old = current.value();
-            admission::admit_update(self, rt, &old, &mut desired, opts)?;
+            admission::admit_update(rt, &old, &mut desired, opts)?;
             let manager = opts
                 .field_manager
                 .clone()
