@@ -442,7 +442,7 @@ async fn custom_resources_once_their_crd_exists() {
     install_widgets(&client).await;
     let w: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "sandbox.podwarden.dev/v1", "kind": "Widget",
-        "metadata": {"name": "w1"}, "spec": {"color": "red", "unknown": 1}
+        "metadata": {"name": "w1"}, "spec": {"color": "red", "unknown": 1}, "status": {"phase": "Forged"}
     }))
     .unwrap();
     let created = widgets.create(&PostParams::default(), &w).await.unwrap();
@@ -450,6 +450,10 @@ async fn custom_resources_once_their_crd_exists() {
     assert_eq!(created.data["spec"]["size"], 1);
     assert_eq!(created.data["spec"]["mode"], "auto");
     assert!(created.data["spec"].get("unknown").is_none());
+    assert!(
+        created.data.get("status").is_none(),
+        "status is set through /status only"
+    );
     // Status subresource: status through the main resource is dropped.
     let s = json!({"status": {"phase": "Ready"}});
     let main = widgets

@@ -192,6 +192,12 @@ pub fn admit_create(
             crd::set_status(object);
         }
         Flavor::Custom => {
+            // With a status subresource, status is written through /status only.
+            if rt.status_subresource
+                && let Some(m) = object.as_object_mut()
+            {
+                m.remove("status");
+            }
             crd::admit(rt, object, opts.strict, &mut causes)?;
         }
         Flavor::CoreEvent | Flavor::EventsV1 => validate_event(object, &mut causes),
