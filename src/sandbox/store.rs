@@ -817,6 +817,9 @@ impl Store {
             }
             from
         };
+        // Watches that ended on a quiet resource leave their slot until the next change;
+        // registering drops them, so slots never outnumber the open watches by much.
+        table.watchers.retain(|w| !w.tx.is_closed());
         table.watchers.push(WatcherSlot {
             filter: filter.clone(),
             tx,
