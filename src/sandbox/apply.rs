@@ -407,14 +407,7 @@ fn element_or_value_leaves<'a>(
         .next()
         .is_some_and(|last| last.starts_with("k:"));
     if is_element && let Some(fields) = value.as_object() {
-        for (k, v) in fields {
-            let l = path.len();
-            push_segment(path, &format!("f:{k}"));
-            names.push(k.as_str());
-            collect(rt, v, path, names, out);
-            names.pop();
-            path.truncate(l);
-        }
+        collect_fields(rt, fields, path, names, out);
     } else {
         collect(rt, value, path, names, out);
     }
@@ -659,14 +652,7 @@ fn collect<'a>(
 ) {
     match value {
         Value::Object(m) if !m.is_empty() => {
-            for (k, v) in m {
-                let len = path.len();
-                push_segment(path, &format!("f:{k}"));
-                names.push(k.as_str());
-                collect(rt, v, path, names, out);
-                names.pop();
-                path.truncate(len);
-            }
+            collect_fields(rt, m, path, names, out);
         }
         Value::Array(items) if !items.is_empty() => {
             let Some(keys) = list_keys(rt, names) else {
@@ -685,14 +671,7 @@ fn collect<'a>(
                 out.insert(path.clone(), item);
                 path.truncate(element_len);
                 if let Some(fields) = item.as_object() {
-                    for (k, v) in fields {
-                        let l = path.len();
-                        push_segment(path, &format!("f:{k}"));
-                        names.push(k.as_str());
-                        collect(rt, v, path, names, out);
-                        names.pop();
-                        path.truncate(l);
-                    }
+                    collect_fields(rt, fields, path, names, out);
                 }
                 path.truncate(len);
             }
@@ -764,6 +743,24 @@ fn fields_v1_of(rt: &ResourceType, object: &Value) -> Value {
         }
     }
     Value::Object(root)
+}
+
+/// The leaves under each field of a map (an object, or a keyed list element).
+fn collect_fields<'a>(
+    rt: &ResourceType,
+    map: &'a Map<String, Value>,
+    path: &mut FieldPath,
+    names: &mut Vec<&'a str>,
+    out: &mut BTreeMap<FieldPath, &'a Value>,
+) {
+    for (k, v) in map {
+        let len = path.len();
+        push_segment(path, &format!("f:{k}"));
+        names.push(k.as_str());
+        collect(rt, v, path, names, out);
+        names.pop();
+        path.truncate(len);
+    }
 }
 
 /// Merges an applied configuration into the live object.
