@@ -483,3 +483,63 @@ async fn kubectl_create_namespace_and_errors() {
         .await;
     assert!(err.contains("namespaces \"nope\" not found"), "{err}");
 }
+
+#[tokio::test]
+async fn recorder_events_show_in_describe_and_get_events() {
+    if !kubectl_available() {
+        return;
+    }
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let c = Cluster::start("recorder").await;
+    c.ok(&["create", "-f", &repo("tests/fixtures/sandbox/pod.yaml")])
+        .await;
+    let client = c.handle.client().unwrap();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), "default");
+    let pod = pods.get("web").await.unwrap();
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "podwarden".into(),
+            instance: Some("podwarden-0".into()),
+        },
+    );
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "RestartBudgetExceeded".into(),
+        note: Some("4 restarts in 30m".into()),
+        action: "Audit".into(),
+        secondary: None,
+    };
+    // Twice: the second publish becomes a series update (a merge patch through events.k8s.io).
+    recorder
+        .publish(&event, &pod.object_ref(&()))
+        .await
+        .unwrap();
+    recorder
+        .publish(&event, &pod.object_ref(&()))
+        .await
+        .unwrap();
+    let described = c.ok(&["describe", "pod", "web"]).await;
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("RestartBudgetExceeded")
+            && events.contains("4 restarts in 30m")
+            && events.contains("podwarden"),
+        "{described}"
+    );
+    let wide = c.ok(&["get", "events", "-o", "wide"]).await;
+    let line = wide
+        .lines()
+        .find(|l| l.contains("RestartBudgetExceeded"))
+        .unwrap_or_else(|| panic!("{wide}"));
+    assert!(
+        line.contains("pod/web") && line.contains("podwarden, podwarden-0"),
+        "{line}"
+    );
+    let count = c
+        .ok(&["get", "events", "-o", "jsonpath={.items[0].series.count}"])
+        .await;
+    assert_eq!(count, "2");
+}
