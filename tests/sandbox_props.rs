@@ -101,7 +101,8 @@ proptest! {
             let handle = Sandbox::start(SandboxConfig::default()).await.unwrap();
             let store = handle.store().clone();
             let pods_rt = store.resource("", "v1", "pods").unwrap();
-            let start = store.resource_version().to_string();
+            let start_rv = store.resource_version();
+            let start = start_rv.to_string();
             let mut local = store
                 .watch(&pods_rt, Some("default"), &WatchOptions { resource_version: Some(start.clone()), ..Default::default() })
                 .unwrap();
@@ -127,9 +128,10 @@ proptest! {
             let expected: BTreeMap<String, u64> = page.items.iter().map(|o| (o.name.clone(), o.resource_version)).collect();
             let final_rv = store.resource_version();
 
-            let mut local_view = View::default();
-            let mut remote_view = View::default();
-            tokio::time::timeout(DEADLINE, async {
+            // Both start where the watches start: a run whose writes all fail has nothing to wait for.
+            let mut local_view = View { last: start_rv, ..View::default() };
+            let mut remote_view = View { last: start_rv, ..View::default() };
+            let caught_up = tokio::time::timeout(DEADLINE, async {
                 while local_view.last < final_rv {
                     match local.next().await.expect("in-process watch stays open") {
                         StoreEvent::Added(o) | StoreEvent::Modified(o) => local_view.see(o.name.clone(), o.resource_version, false),
@@ -146,8 +148,12 @@ proptest! {
                     }
                 }
             })
-            .await
-            .expect("watchers caught up");
+            .await;
+            assert!(
+                caught_up.is_ok(),
+                "watchers did not catch up to {final_rv}: in-process at {} {:?}, HTTP at {} {:?}, expected {:?}",
+                local_view.last, local_view.state, remote_view.last, remote_view.state, expected
+            );
             assert!(local_view.out_of_order.is_empty(), "in-process: {:?}", local_view.out_of_order);
             assert!(remote_view.out_of_order.is_empty(), "HTTP: {:?}", remote_view.out_of_order);
             assert_eq!(local_view.state, expected);
