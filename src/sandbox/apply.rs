@@ -155,11 +155,16 @@ pub fn record_update(
         return;
     };
     let (changed, removed) = diff(rt, old, new);
-    let mut entries: Vec<Value> = object::meta(old)
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    // The write's own managedFields (a patch starts from the stored object, so it has
+    // them); the stored ones when the write left them out.
+    let mut entries: Vec<Value> = match object::meta_mut(new).remove("managedFields") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        _ => object::meta(old)
+            .and_then(|m| m.get("managedFields"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+    };
     if !changed.is_empty() || !removed.is_empty() {
         // Edit the fieldsV1 trees in place: a status write touches a few paths, and
         // the other entries (the create's, which owns everything) stay as they are.

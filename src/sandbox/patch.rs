@@ -59,8 +59,8 @@ impl Patch {
     }
 }
 
-/// Applies a non-apply patch to `current` and returns the result.
-pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<Value, ApiError> {
+/// Applies a non-apply patch to `current` (consumed: no copy of a large object).
+pub fn apply_patch(rt: &ResourceType, current: Value, patch: &Patch) -> Result<Value, ApiError> {
     match patch {
         Patch::Merge(p) => {
             if !p.is_object() {
@@ -68,7 +68,7 @@ pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<
                     "merge patch must be a JSON object".into(),
                 ));
             }
-            let mut doc = current.clone();
+            let mut doc = current;
             json_patch::merge(&mut doc, p);
             Ok(doc)
         }
@@ -78,7 +78,7 @@ pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<
                     "the server rejected our request due to an error in our request: {e}"
                 ))
             })?;
-            let mut doc = current.clone();
+            let mut doc = current;
             json_patch::patch(&mut doc, &ops).map_err(|e| ApiError::Invalid {
                 kind: rt.kind.clone(),
                 group: rt.group.clone(),
@@ -105,7 +105,7 @@ pub fn apply_patch(rt: &ResourceType, current: &Value, patch: &Patch) -> Result<
                     "strategic merge patch must be a JSON object".into(),
                 ));
             };
-            let mut doc = current.clone();
+            let mut doc = current;
             strategic_merge_map(&mut doc, patch, &[]);
             Ok(doc)
         }
@@ -340,7 +340,7 @@ mod tests {
             "spec": {"containers": [{"name": "b", "image": "z"}]},
             "status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}
         }));
-        let out = apply_patch(&pods(), &current, &patch).unwrap();
+        let out = apply_patch(&pods(), current, &patch).unwrap();
         assert_eq!(out["spec"]["containers"][0]["image"], "x");
         assert_eq!(out["spec"]["containers"][1]["image"], "z");
         assert_eq!(out["status"]["conditions"].as_array().unwrap().len(), 2);
@@ -352,7 +352,7 @@ mod tests {
         let current = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
         let patch =
             Patch::Strategic(json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}));
-        let out = apply_patch(&pods(), &current, &patch).unwrap();
+        let out = apply_patch(&pods(), current, &patch).unwrap();
         assert_eq!(out["spec"]["containers"], json!([{"name": "b"}]));
     }
 
@@ -360,7 +360,7 @@ mod tests {
     fn merge_patch_null_removes() {
         let out = apply_patch(
             &pods(),
-            &json!({"a": 1, "b": 2}),
+            json!({"a": 1, "b": 2}),
             &Patch::Merge(json!({"a": null})),
         )
         .unwrap();
@@ -370,6 +370,6 @@ mod tests {
     #[test]
     fn json_patch_failure_is_an_error() {
         let p = Patch::Json(json!([{"op": "test", "path": "/a", "value": 2}]));
-        assert!(apply_patch(&pods(), &json!({"a": 1}), &p).is_err());
+        assert!(apply_patch(&pods(), json!({"a": 1}), &p).is_err());
     }
 }

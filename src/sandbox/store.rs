@@ -459,7 +459,7 @@ impl Store {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
             };
             let current = served_form(rt, current.value());
-            let patched = patch::apply_patch(rt, &current, patch)?;
+            let patched = patch::apply_patch(rt, current, patch)?;
             self.to_storage(rt, patched)
         })
     }
