@@ -5,3 +5,4 @@ pub mod crd;
 pub mod lifecycle;
 pub mod sandbox;
 pub mod selector;
+pub mod sim;

@@ -30,6 +30,8 @@ pub struct SandboxConfig {
     pub fault_seed: u64,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// More endpoints served beside the API (the simulator's admin endpoints).
+    pub extra_routes: Option<axum::Router>,
 }
 
 impl Default for SandboxConfig {
@@ -40,6 +42,7 @@ impl Default for SandboxConfig {
             bookmark_interval: Duration::from_secs(5),
             fault_seed: 0x5eed,
             max_connections: 4096,
+            extra_routes: None,
         }
     }
 }
@@ -111,7 +114,10 @@ impl Sandbox {
             address: addr.to_string(),
             restart: hook.clone(),
         };
-        let router = http::router(state);
+        let router = match config.extra_routes {
+            Some(extra) => http::router(state).merge(extra),
+            None => http::router(state),
+        };
         let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
         let task = tokio::spawn(accept_loop(
             listener,
