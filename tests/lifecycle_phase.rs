@@ -238,6 +238,25 @@ fn expected_phase_follows_get_phase() {
             Failed,
         ),
         (
+            "deletion just marked while the container backs off: the kubelet's Running stands",
+            Pod::new("p")
+                .containers(&["app"])
+                .state("app", waiting("CrashLoopBackOff"))
+                .last("app", terminated(1, 2, 5))
+                .phase("Running")
+                .deleting(6),
+            Running,
+        ),
+        (
+            "deletion marked, container backs off, API says Pending: the terminal phase is due",
+            Pod::new("p")
+                .containers(&["app"])
+                .state("app", waiting("CrashLoopBackOff"))
+                .last("app", terminated(1, 2, 5))
+                .deleting(6),
+            Failed,
+        ),
+        (
             "evicted pod keeps its Failed phase although a container runs",
             Pod::new("p")
                 .containers(&["app"])

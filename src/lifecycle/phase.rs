@@ -183,5 +183,14 @@ pub fn expected_phase(prev_phase: Option<Phase>, cur: &PodView) -> Phase {
     if !computed.is_terminal() && observed.is_terminal() && terminal {
         return observed;
     }
+    // The API server sets deletionTimestamp; the kubelet only then starts terminating and
+    // writes the terminal phase later. Until it does, the phase it wrote for the live pod
+    // is still the expected one.
+    if computed.is_terminal() && !observed.is_terminal() && !cur.status_terminal_evidence() {
+        let live = get_phase(cur, false, cur.has_initialized());
+        if live == observed {
+            return live;
+        }
+    }
     computed
 }

@@ -557,9 +557,13 @@ impl PodView {
     /// deleted, the kubelet or a controller recorded a reason (eviction, shutdown, deadline,
     /// admission), or a DisruptionTarget condition is True.
     pub fn terminal_evidence(&self) -> bool {
-        self.deletion_timestamp.is_some()
-            || self.status.reason.is_some()
-            || self.condition_is_true(&ConditionType::DisruptionTarget)
+        self.deletion_timestamp.is_some() || self.status_terminal_evidence()
+    }
+
+    /// Terminal evidence in the status itself (a reason, or DisruptionTarget True): what
+    /// the kubelet or a controller wrote, as opposed to the API server's deletion mark.
+    pub fn status_terminal_evidence(&self) -> bool {
+        self.status.reason.is_some() || self.condition_is_true(&ConditionType::DisruptionTarget)
     }
 
     /// The latest time written anywhere in the pod: a clock for offline audits.
