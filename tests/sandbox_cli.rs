@@ -142,3 +142,36 @@ fn serves_writes_a_kubeconfig_and_stops_on_interrupt() {
     assert!(status.success());
     let _ = std::fs::remove_file(&kubeconfig);
 }
+
+#[test]
+fn bad_simulation_flags_and_scenarios_are_clear_errors() {
+    for (speed, needle) in [("0", "\"0\" is not a speed factor"), ("fast", "\"fast\"")] {
+        let out = podwarden()
+            .args(["sandbox", "--speed", speed])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
+    let missing = temp("no-such-scenario.yaml");
+    let bad = temp("bad-scenario.yaml");
+    std::fs::write(&bad, "steps:\n  - at: later\n    delete: {name: web}\n").unwrap();
+    for (path, needle) in [
+        (&missing, "cannot read scenario".to_string()),
+        (
+            &bad,
+            format!("scenario {} is not valid: steps[0].at", bad.display()),
+        ),
+    ] {
+        let out = podwarden()
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--scenario"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&needle), "{err}");
+    }
+    let _ = std::fs::remove_file(bad);
+}

@@ -155,3 +155,69 @@ async fn real_time_clock_cannot_be_advanced_by_hand() {
     assert_eq!(code, 409, "{body}");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_scenario_plays_its_steps_at_their_times_and_logs_failures() {
+    let sim = cluster(2).await;
+    let text = r#"
+steps:
+  - at: 10s
+    create:
+      - apiVersion: v1
+        kind: Pod
+        metadata: {name: web}
+        spec: {containers: [{name: app, image: nginx}]}
+    count: 3
+  - at: 20s
+    delete: {name: web-1}
+  - at: 30s
+    fault: {node: node-1, fault: partition}
+  - at: 40s
+    fault: {node: node-9, fault: partition}
+"#;
+    let steps =
+        podwarden::sim::scenario::Scenario::parse(text, "test.yaml").expect("valid scenario");
+    sim.play(steps);
+    advance(&sim, 9);
+    assert!(try_get(&sim, "web-0").await.is_none(), "nothing before 10s");
+    advance(&sim, 1);
+    for name in ["web-0", "web-1", "web-2"] {
+        let pod = get(&sim, name).await;
+        let created = pod.metadata.creation_timestamp.expect("stamped").0;
+        assert_eq!(created.as_second(), START + 10, "{name}");
+    }
+    advance(&sim, 10);
+    let web1 = try_get(&sim, "web-1").await;
+    assert!(
+        web1.is_none_or(|p| p.metadata.deletion_timestamp.is_some()),
+        "web-1 deleted at 20s"
+    );
+    advance(&sim, 20);
+    let (code, nodes) = get_json(&sim, "/sandbox/v1/nodes").await;
+    assert_eq!(code, 200);
+    let nodes: Value = serde_json::from_str(&nodes).expect("JSON");
+    assert_eq!(
+        nodes["nodes"]["node-1"]["partitioned"],
+        json!(true),
+        "{nodes}"
+    );
+    assert_eq!(
+        nodes["nodes"]["node-0"]["partitioned"],
+        json!(false),
+        "{nodes}"
+    );
+    let (_, log) = get_json(&sim, "/sandbox/v1/scenario").await;
+    let log: Value = serde_json::from_str(&log).expect("JSON");
+    let lines: Vec<&str> = log["log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].contains("created 3 objects"), "{lines:?}");
+    assert!(
+        lines[3].contains("failed") && lines[3].contains("node-9"),
+        "{lines:?}"
+    );
+}

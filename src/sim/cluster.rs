@@ -12,12 +12,13 @@
 //! replace rather than add); one step drains at most [`MAX_EVENTS_PER_DRAIN`] watch
 //! events before firing timers again; informer caches hold one `Arc` per live object.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::sandbox::object::{ObjectKey, StoredObject};
 use crate::sandbox::{
-    ApiError, Clock, ListOptions, ResourceType, Store, Watch, WatchEvent, WatchOptions,
+    ApiError, Clock, DeleteOptions, ListOptions, ResourceType, Store, Watch, WatchEvent,
+    WatchOptions, WriteOptions,
 };
 
 use super::clock::SimClock;
@@ -26,6 +27,7 @@ use super::faults::NodeFault;
 use super::kubelet::{self, Kubelet};
 use super::recorder::Recorder;
 use super::rng::SimRng;
+use super::scenario::Planned;
 use super::scheduler::{self, Scheduler};
 use super::{GroundTruthEntry, NodeShape, SimConfig, SimError, VIOLATION_RULES};
 
@@ -33,6 +35,11 @@ use super::{GroundTruthEntry, NodeShape, SimConfig, SimError, VIOLATION_RULES};
 pub const MAX_EVENTS_PER_DRAIN: usize = 100_000;
 /// Injections remembered in the ground-truth log (oldest dropped first).
 pub const GROUND_TRUTH_LIMIT: usize = 100_000;
+/// Scenario step outcomes remembered (oldest dropped first).
+pub const SCENARIO_LOG_LIMIT: usize = 1_000;
+/// Objects a scenario step creates between two drains of the watches (keeps the
+/// components' watch queues short during a bulk create).
+const CREATE_BATCH: u64 = 1_000;
 
 /// The resource types the components use.
 #[derive(Debug, Clone)]
@@ -99,6 +106,8 @@ pub enum Timer {
     Kubelet(kubelet::Timer),
     Scheduler(scheduler::Timer),
     Control(control::Timer),
+    /// Step `n` of the scenario being played.
+    Scenario(usize),
 }
 
 #[derive(Debug)]
@@ -188,6 +197,9 @@ pub struct Cluster {
     pub control: Control,
     pod_watch: Option<Watch>,
     node_watch: Option<Watch>,
+    scenario: Vec<Planned>,
+    /// What the scenario's steps did, newest last (at most [`SCENARIO_LOG_LIMIT`]).
+    pub scenario_log: VecDeque<String>,
     /// Relists after a watch was closed or expired (a healthy run has none).
     pub relists: u64,
     /// Watch events handled.
@@ -220,6 +232,8 @@ impl Cluster {
             control: Control::default(),
             pod_watch: None,
             node_watch: None,
+            scenario: Vec::new(),
+            scenario_log: VecDeque::new(),
             relists: 0,
             events_handled: 0,
         };
@@ -274,6 +288,7 @@ impl Cluster {
             Timer::Kubelet(t) => self.kubelet.fire(sh, t),
             Timer::Scheduler(t) => self.scheduler.fire(sh, t),
             Timer::Control(t) => self.control.fire(sh, t),
+            Timer::Scenario(n) => self.play_step(n),
         }
     }
 
@@ -504,6 +519,137 @@ impl Cluster {
         self.shared.ground_truth.push(entry.clone());
         self.drain();
         Ok(entry)
+    }
+
+    // ---- scenarios -----------------------------------------------------------
+
+    /// Plays `steps`, each at its time after now (simulated).
+    pub fn play(&mut self, steps: Vec<Planned>) {
+        let start = self.shared.now();
+        let first = self.scenario.len();
+        for (i, step) in steps.iter().enumerate() {
+            let at = start.saturating_add(step.at).unwrap_or(start);
+            self.shared.schedule(at, Timer::Scenario(first + i));
+        }
+        self.scenario.extend(steps);
+    }
+
+    fn play_step(&mut self, n: usize) {
+        let Some(planned) = self.scenario.get(n).cloned() else {
+            return;
+        };
+        let step = &planned.step;
+        let outcome = if !step.create.is_empty() {
+            self.scenario_create(&step.create, step.count)
+        } else if let Some(f) = &step.fault {
+            self.apply_fault(&f.node, f.fault)
+                .map(|_| format!("{} on node {}", f.fault, f.node))
+                .map_err(|e| e.to_string())
+        } else if let Some(i) = &step.inject {
+            self.inject(&i.namespace, &i.pod, &i.rule)
+                .map(|e| format!("injected {} into {}/{}", e.rule, e.namespace, e.pod))
+                .map_err(|e| e.to_string())
+        } else if let Some(d) = &step.delete {
+            self.scenario_delete(d)
+        } else {
+            Ok("nothing to do".into())
+        };
+        let line = match outcome {
+            Ok(done) => {
+                tracing::info!(step = n, "scenario: {done}");
+                format!("step {n} at {}: {done}", planned.step.at)
+            }
+            Err(why) => {
+                tracing::warn!(step = n, "scenario step failed: {why}");
+                format!("step {n} at {}: failed: {why}", planned.step.at)
+            }
+        };
+        if self.scenario_log.len() >= SCENARIO_LOG_LIMIT {
+            self.scenario_log.pop_front();
+        }
+        self.scenario_log.push_back(line);
+    }
+
+    fn scenario_create(
+        &mut self,
+        objects: &[serde_json::Value],
+        count: Option<u64>,
+    ) -> Result<String, String> {
+        let opts = WriteOptions {
+            field_manager: Some("podwarden-scenario".into()),
+            ..Default::default()
+        };
+        let (mut created, mut attempted) = (0u64, 0u64);
+        let mut failures = Vec::new();
+        for object in objects {
+            let text = |f: &str| {
+                object
+                    .get(f)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+            };
+            let Some(rt) = self
+                .shared
+                .store
+                .registry()
+                .find_kind(text("apiVersion"), text("kind"))
+            else {
+                failures.push(format!(
+                    "the server does not serve {} {}",
+                    text("apiVersion"),
+                    text("kind")
+                ));
+                continue;
+            };
+            let namespace = object
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("default")
+                .to_string();
+            let namespace = rt.namespaced.then_some(namespace.as_str());
+            for copy in 0..count.unwrap_or(1) {
+                let mut object = object.clone();
+                if count.is_some()
+                    && let Some(name) = object.pointer_mut("/metadata/name")
+                    && let Some(base) = name.as_str()
+                {
+                    *name = serde_json::json!(format!("{base}-{copy}"));
+                }
+                match self.shared.store.create(&rt, namespace, object, &opts) {
+                    Ok(_) => created += 1,
+                    Err(e) if failures.len() < 5 => failures.push(e.to_string()),
+                    Err(_) => {}
+                }
+                attempted += 1;
+                if attempted.is_multiple_of(CREATE_BATCH) {
+                    self.drain();
+                }
+            }
+        }
+        match failures.is_empty() {
+            true => Ok(format!("created {created} objects")),
+            false => Err(format!(
+                "created {created} objects; failures: {}",
+                failures.join("; ")
+            )),
+        }
+    }
+
+    fn scenario_delete(&mut self, d: &super::scenario::DeleteStep) -> Result<String, String> {
+        let rt = self
+            .shared
+            .store
+            .registry()
+            .find_kind(&d.api_version, &d.kind)
+            .ok_or_else(|| format!("the server does not serve {} {}", d.api_version, d.kind))?;
+        let namespace = rt
+            .namespaced
+            .then(|| d.namespace.as_deref().unwrap_or("default"));
+        self.shared
+            .store
+            .delete(&rt, namespace, &d.name, &DeleteOptions::default())
+            .map(|_| format!("deleted {} {}", d.kind, d.name))
+            .map_err(|e| e.to_string())
     }
 
     /// The injections so far, oldest first.

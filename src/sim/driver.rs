@@ -8,7 +8,8 @@
 //! - `POST /sandbox/v1/pods/{namespace}/{name}/inject` `{"rule": "terminal-phase-ready"}`;
 //! - `GET  /sandbox/v1/ground-truth`: the injections, JSON lines;
 //! - `GET  /sandbox/v1/clock`; `POST /sandbox/v1/clock/advance` `{"seconds": 30}`
-//!   (stepped clock only).
+//!   (stepped clock only);
+//! - `GET  /sandbox/v1/scenario`: what the played scenario's steps did.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -188,6 +189,11 @@ impl SimHandle {
         self.cluster().inject(namespace, pod, rule)
     }
 
+    /// Plays a scenario's steps from now on (see [`super::scenario`]).
+    pub fn play(&self, steps: Vec<super::scenario::Planned>) {
+        self.cluster().play(steps);
+    }
+
     pub fn ground_truth(&self) -> Vec<GroundTruthEntry> {
         self.cluster().ground_truth().to_vec()
     }
@@ -243,6 +249,7 @@ fn admin_routes(state: AdminState) -> Router {
         .route("/sandbox/v1/ground-truth", get(ground_truth))
         .route("/sandbox/v1/clock", get(clock_get))
         .route("/sandbox/v1/clock/advance", post(clock_advance))
+        .route("/sandbox/v1/scenario", get(scenario_get))
         .with_state(state)
 }
 
@@ -353,6 +360,11 @@ async fn ground_truth(State(s): State<AdminState>) -> Response {
         axum::http::HeaderValue::from_static("application/jsonl"),
     );
     r
+}
+
+async fn scenario_get(State(s): State<AdminState>) -> Response {
+    let c = lock(&s.cluster);
+    json_response(StatusCode::OK, &json!({"log": c.scenario_log}))
 }
 
 async fn clock_get(State(s): State<AdminState>) -> Response {

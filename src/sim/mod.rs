@@ -27,6 +27,7 @@ pub mod faults;
 pub mod kubelet;
 pub mod recorder;
 pub mod rng;
+pub mod scenario;
 pub mod scheduler;
 
 pub use clock::SimClock;
