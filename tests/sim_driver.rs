@@ -221,3 +221,19 @@ steps:
         "{lines:?}"
     );
 }
+
+#[test]
+fn every_example_scenario_is_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/scenarios") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let steps = podwarden::sim::scenario::Scenario::load(&path)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!steps.is_empty(), "{} has no steps", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "example scenarios found: {seen}");
+}
