@@ -1,0 +1,167 @@
+//! PodGC (SEMANTICS.md B5), every 20 s:
+//! - orphaned pods, bound to a node that no longer exists (after a 40 s quarantine and
+//!   a check against the API): phase Failed (if not terminal) with DisruptionTarget
+//!   `DeletionByPodGC`, then deleted with grace 0;
+//! - terminating pods on nodes tainted `out-of-service` that are not Ready: phase
+//!   Failed, then deleted with grace 0;
+//! - unscheduled terminating pods: deleted;
+//! - terminated pods above [`TERMINATED_THRESHOLD`]: the oldest deleted.
+//!
+//! Works from the control plane's pod index: a pass reads the pods of missing or
+//! out-of-service nodes and the terminated set's head, never all pods.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::sandbox::object::{self, ObjectKey};
+use crate::sandbox::{ApiError, DeleteOptions, Subresource, WriteOptions, admission};
+
+use super::super::cluster::Shared;
+use super::super::scheduler::fit::MetaView;
+use super::PodIndex;
+use super::lifecycle::{NodeView, TAINT_OUT_OF_SERVICE};
+
+pub const PERIOD: jiff::SignedDuration = jiff::SignedDuration::from_secs(20);
+pub const QUARANTINE: jiff::SignedDuration = jiff::SignedDuration::from_secs(40);
+pub const TERMINATED_THRESHOLD: usize = 12_500;
+
+/// Nodes seen missing while pods are bound to them, since when (bound: nodes that
+/// held pods).
+#[derive(Debug, Default)]
+pub struct PodGc {
+    missing: BTreeMap<String, jiff::Timestamp>,
+    pub deleted: u64,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct MetaOnly {
+    metadata: MetaView,
+}
+
+/// Whether the cached pod is being deleted (reads its metadata).
+pub fn terminating(sh: &Shared, key: &ObjectKey) -> bool {
+    sh.pods.get(key).is_some_and(|p| {
+        serde_json::from_slice::<MetaOnly>(&p.json)
+            .map(|m| m.metadata.deletion_timestamp.is_some())
+            .unwrap_or(false)
+    })
+}
+
+impl PodGc {
+    pub fn pass(&mut self, sh: &Shared, index: &PodIndex, views: &BTreeMap<String, NodeView>) {
+        let now = sh.now();
+        // Terminated pods above the threshold, oldest first.
+        let excess = index.terminated.len().saturating_sub(TERMINATED_THRESHOLD);
+        let oldest: Vec<ObjectKey> = index
+            .terminated
+            .iter()
+            .take(excess)
+            .map(|(_, k)| k.clone())
+            .collect();
+        for key in oldest {
+            self.fail_and_delete(sh, &key, None);
+        }
+        // Terminating pods on out-of-service nodes that are not Ready.
+        for (name, view) in views {
+            if !view.has_taint(TAINT_OUT_OF_SERVICE) || view.ready() == "True" {
+                continue;
+            }
+            let keys: Vec<ObjectKey> = index
+                .by_node
+                .get(name)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for key in keys {
+                if terminating(sh, &key) {
+                    self.fail_and_delete(sh, &key, None);
+                }
+            }
+        }
+        // Orphans: nodes gone for the quarantine, confirmed through the API.
+        let holding: BTreeSet<&String> = index
+            .by_node
+            .iter()
+            .filter(|(_, pods)| !pods.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        self.missing
+            .retain(|n, _| holding.contains(n) && !sh.nodes.contains_key(n));
+        for name in holding {
+            if sh.nodes.contains_key(name) {
+                continue;
+            }
+            let since = *self.missing.entry(name.clone()).or_insert(now);
+            if now.duration_since(since) < QUARANTINE {
+                continue;
+            }
+            if sh.store.get(&sh.apis.nodes, None, name).is_ok() {
+                continue;
+            }
+            let condition = json!({"type": "DisruptionTarget", "status": "True",
+                "lastProbeTime": null, "lastTransitionTime": object::format_time(now),
+                "reason": "DeletionByPodGC", "message": "PodGC: node no longer exists"});
+            let keys: Vec<ObjectKey> = index
+                .by_node
+                .get(name)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for key in keys {
+                self.fail_and_delete(sh, &key, Some(&condition));
+            }
+        }
+        // Unscheduled terminating pods.
+        for key in &index.unbound_terminating {
+            self.fail_and_delete(sh, key, None);
+        }
+    }
+
+    /// Upstream `markFailedAndDeletePodWithCondition`: phase Failed (and the condition)
+    /// unless terminal, then a delete with grace 0.
+    fn fail_and_delete(&mut self, sh: &Shared, key: &ObjectKey, condition: Option<&Value>) {
+        let Some(uid) = sh.pods.get(key).map(|p| p.uid.clone()) else {
+            return;
+        };
+        let opts = WriteOptions {
+            subresource: Subresource::Status,
+            field_manager: Some(super::lifecycle::MANAGER.into()),
+            ..Default::default()
+        };
+        let marked =
+            sh.store
+                .guaranteed_update(&sh.apis.pods, Some(&key.0), &key.1, &opts, |current| {
+                    let Some(current) = current else {
+                        return Err(ApiError::not_found("pods", "", &key.1));
+                    };
+                    if current.uid != uid {
+                        return Err(ApiError::conflict("pods", "", &key.1));
+                    }
+                    let mut pod = current.value();
+                    let phase = object::path_str(&pod, &["status", "phase"]).unwrap_or_default();
+                    if phase != "Succeeded" && phase != "Failed" {
+                        crate::sandbox::patch::set_path(
+                            &mut pod,
+                            &["status", "phase"],
+                            json!("Failed"),
+                        );
+                        if let Some(c) = condition {
+                            admission::set_condition(&mut pod, c.clone());
+                        }
+                    }
+                    Ok(pod)
+                });
+        if marked.is_err() {
+            return;
+        }
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(uid),
+            ..Default::default()
+        };
+        match sh.store.delete(&sh.apis.pods, Some(&key.0), &key.1, &opts) {
+            Ok(_) => self.deleted += 1,
+            Err(e) => tracing::debug!(pod = ?key, error = %e, "PodGC delete failed"),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The taint manager (taint-eviction controller, SEMANTICS.md B5): for the NoExecute
+//! taints of a node, a pod that does not tolerate one is deleted at once; a pod whose
+//! tolerations carry `tolerationSeconds` is deleted when the shortest expires, counted
+//! from the taint's `timeAdded`; a toleration without `tolerationSeconds` never expires.
+//! The deletion is a DisruptionTarget condition (`DeletionByTaintManager`), then a
+//! graceful delete. Scheduled deletions are cancelled when the taints go.
+
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::sandbox::object::{self, ObjectKey};
+use crate::sandbox::{ApiError, DeleteOptions, Subresource, WriteOptions, admission};
+
+use super::super::cluster::{Shared, Timer as AnyTimer};
+use super::super::recorder::{Involved, Source};
+use super::super::scheduler::fit::tolerates;
+use super::Timer;
+
+const SOURCE: Source<'static> = Source {
+    component: "taint-eviction-controller",
+    host: None,
+};
+
+/// Scheduled deletions (bound: pods on NoExecute-tainted nodes) and the uids already
+/// deleted (bound: pods; dropped when the pod goes).
+#[derive(Debug, Default)]
+pub struct TaintManager {
+    scheduled: HashMap<ObjectKey, Scheduled>,
+    evicted: HashSet<String>,
+    seq: u64,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    uid: String,
+    at: jiff::Timestamp,
+    seq: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TolerationsOnly {
+    spec: TolerationsSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TolerationsSpec {
+    tolerations: Vec<Toleration>,
+}
+
+impl TaintManager {
+    /// The pod went away.
+    pub fn forget(&mut self, key: &ObjectKey, uid: &str) {
+        if self.scheduled.get(key).is_some_and(|s| s.uid == uid) {
+            self.scheduled.remove(key);
+        }
+        self.evicted.remove(uid);
+    }
+
+    /// Decides for one pod on a node with NoExecute taints `taints` (none: cancel).
+    pub fn process(&mut self, sh: &mut Shared, key: &ObjectKey, taints: &[Taint]) {
+        let Some(pod) = sh.pods.get(key).cloned() else {
+            return;
+        };
+        if self.evicted.contains(&pod.uid) {
+            return;
+        }
+        if taints.is_empty() {
+            if self.scheduled.remove(key).is_some() {
+                let now = sh.now();
+                sh.recorder.record(
+                    &sh.store,
+                    now,
+                    &Involved::pod(&pod),
+                    SOURCE,
+                    "Normal",
+                    "TaintManagerEviction",
+                    &format!("Cancelling deletion of Pod {}/{}", key.0, key.1),
+                );
+            }
+            return;
+        }
+        let tolerations = serde_json::from_slice::<TolerationsOnly>(&pod.json)
+            .map(|t| t.spec.tolerations)
+            .unwrap_or_default();
+        let now = sh.now();
+        let mut used: Vec<&Toleration> = Vec::new();
+        let mut all_tolerated = true;
+        for taint in taints {
+            match tolerations.iter().find(|t| tolerates(t, taint)) {
+                Some(t) => used.push(t),
+                None => all_tolerated = false,
+            }
+        }
+        let at = if all_tolerated {
+            // Shortest tolerationSeconds among those used; none: tolerated for ever.
+            let Some(seconds) = used.iter().filter_map(|t| t.toleration_seconds).min() else {
+                self.scheduled.remove(key);
+                return;
+            };
+            let start = taints
+                .iter()
+                .filter_map(|t| t.time_added.as_ref().map(|x| x.0))
+                .min()
+                .unwrap_or(now);
+            start
+                .saturating_add(jiff::SignedDuration::from_secs(seconds.max(0)))
+                .unwrap_or(now)
+        } else {
+            now
+        };
+        if let Some(s) = self.scheduled.get(key)
+            && s.uid == pod.uid
+            && s.at <= at
+        {
+            return;
+        }
+        if at <= now {
+            self.scheduled.remove(key);
+            self.evict(sh, key, pod.uid.clone());
+            return;
+        }
+        self.seq += 1;
+        self.scheduled.insert(
+            key.clone(),
+            Scheduled {
+                uid: pod.uid.clone(),
+                at,
+                seq: self.seq,
+            },
+        );
+        let seq = self.seq;
+        sh.schedule(
+            at,
+            AnyTimer::Control(Timer::Evict {
+                key: key.clone(),
+                seq,
+            }),
+        );
+    }
+
+    /// A scheduled deletion is due.
+    pub fn fire(&mut self, sh: &mut Shared, key: ObjectKey, seq: u64) {
+        let Some(s) = self.scheduled.get(&key) else {
+            return;
+        };
+        if s.seq != seq {
+            return;
+        }
+        let Some(s) = self.scheduled.remove(&key) else {
+            return;
+        };
+        self.evict(sh, &key, s.uid);
+    }
+
+    /// DisruptionTarget, an event, then a graceful delete of the pod with `uid`.
+    fn evict(&mut self, sh: &mut Shared, key: &ObjectKey, uid: String) {
+        self.evicted.insert(uid.clone());
+        let now = sh.now();
+        let stamp = object::format_time(now);
+        let opts = WriteOptions {
+            subresource: Subresource::Status,
+            field_manager: Some(super::lifecycle::MANAGER.into()),
+            ..Default::default()
+        };
+        let marked =
+            sh.store
+                .guaranteed_update(&sh.apis.pods, Some(&key.0), &key.1, &opts, |current| {
+                    let Some(current) = current else {
+                        return Err(ApiError::not_found("pods", "", &key.1));
+                    };
+                    if current.uid != uid {
+                        return Err(ApiError::conflict("pods", "", &key.1));
+                    }
+                    let mut pod = current.value();
+                    admission::set_condition(
+                        &mut pod,
+                        json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
+                           "lastTransitionTime": stamp, "reason": "DeletionByTaintManager",
+                           "message": "Taint manager: deleting due to NoExecute taint"}),
+                    );
+                    Ok(pod)
+                });
+        let Ok(pod) = marked else {
+            return;
+        };
+        sh.recorder.record(
+            &sh.store,
+            now,
+            &Involved::pod(&pod),
+            SOURCE,
+            "Normal",
+            "TaintManagerEviction",
+            &format!("Marking for deletion Pod {}/{}", key.0, key.1),
+        );
+        let opts = DeleteOptions {
+            precondition_uid: Some(uid),
+            ..Default::default()
+        };
+        if let Err(e) = sh.store.delete(&sh.apis.pods, Some(&key.0), &key.1, &opts) {
+            tracing::debug!(pod = ?key, error = %e, "taint manager delete failed");
+        }
+    }
+}
