@@ -229,8 +229,8 @@ fn every_example_scenario_is_valid() {
     for entry in std::fs::read_dir(&dir).expect("examples/scenarios") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            let steps = podwarden::sim::scenario::Scenario::load(&path)
-                .unwrap_or_else(|e| panic!("{e}"));
+            let steps =
+                podwarden::sim::scenario::Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(!steps.is_empty(), "{} has no steps", path.display());
             seen += 1;
         }
