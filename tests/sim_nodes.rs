@@ -504,3 +504,44 @@ async fn memory_pressure_sets_the_condition_and_taint_until_healed() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn shutdown_reports_not_ready_then_goes_silent() {
+    let sim = cluster(2).await;
+    sim.apply_fault("node-1", NodeFault::Shutdown)
+        .expect("fault");
+    let n = node(&sim, "node-1").await.expect("node");
+    assert_eq!(
+        node_condition(&n, "Ready"),
+        Some(("False".into(), Some("KubeletNotReady".into())))
+    );
+    assert!(
+        has_taint(&n, "node.kubernetes.io/not-ready", "NoExecute"),
+        "{:?}",
+        taints(&n)
+    );
+    assert!(
+        node_events(&sim, "node-1")
+            .await
+            .contains(&"NodeNotReady".to_string())
+    );
+    advance(&sim, 50);
+    let n = node(&sim, "node-1").await.expect("node");
+    assert_eq!(
+        node_condition(&n, "Ready"),
+        Some(("Unknown".into(), Some("NodeStatusUnknown".into())))
+    );
+    assert!(
+        has_taint(&n, "node.kubernetes.io/unreachable", "NoExecute"),
+        "{:?}",
+        taints(&n)
+    );
+    assert!(!has_taint(&n, "node.kubernetes.io/not-ready", "NoExecute"));
+    sim.apply_fault("node-1", NodeFault::Heal).expect("heal");
+    let n = node(&sim, "node-1").await.expect("node");
+    assert_eq!(
+        node_condition(&n, "Ready").map(|c| c.0),
+        Some("True".into())
+    );
+    assert!(taints(&n).is_empty(), "{:?}", taints(&n));
+}

@@ -249,7 +249,13 @@ impl Control {
     pub fn fault(&mut self, sh: &mut Shared, node: &str, fault: NodeFault) -> Result<(), SimError> {
         match fault {
             // Heartbeats stop; the lifecycle controller notices after the grace period.
-            NodeFault::Partition | NodeFault::Shutdown => {}
+            NodeFault::Partition => {}
+            // The same, after a last NotReady status (unless the node was cut off).
+            NodeFault::Shutdown => {
+                if !sh.node_sim(node).partitioned {
+                    self.nodes.shutting_down(sh, node);
+                }
+            }
             // The kubelet reports the condition; the lifecycle controller taints.
             NodeFault::MemoryPressure | NodeFault::DiskFailure => self.nodes.report_now(sh, node),
             NodeFault::Delete => {

@@ -76,16 +76,25 @@ struct Pending {
     written: Option<String>,
 }
 
+/// Timers: one `Cycle` at a time, one `Flush` at a time, and one live `Retry` per
+/// pending pod (stale ones, for pods bound or deleted meanwhile, fire once and drop).
 #[derive(Debug, Default)]
 pub struct Scheduler {
+    /// One per node (bound: nodes).
     entries: Vec<NodeEntry>,
+    /// Node name -> position in `entries` (bound: nodes).
     index: HashMap<String, usize>,
-    /// Requests of pods bound to nodes the scheduler does not know (yet, or any more).
+    /// Requests of pods bound to nodes the scheduler does not know, yet or any more
+    /// (bound: nodes that pods name; dropped when their last pod goes).
     orphan_used: HashMap<String, Used>,
+    /// Non-terminal bound pods (bound: pods).
     bound: HashMap<ObjectKey, Bound>,
+    /// Unbound pods of this scheduler (bound: pods).
     pending: HashMap<ObjectKey, Pending>,
+    /// Pending pods to try next, each at most once (bound: `pending`).
     active: VecDeque<ObjectKey>,
-    /// Pods whose back-off is over but which were tried since the last change.
+    /// Pods whose back-off is over but which were tried since the last change
+    /// (bound: `pending`).
     parked: BTreeSet<ObjectKey>,
     /// Bumped when a node changes or a bound pod frees its requests.
     cluster_gen: u64,

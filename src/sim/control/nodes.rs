@@ -110,6 +110,16 @@ impl Nodes {
         );
     }
 
+    /// Graceful node shutdown: the kubelet's last status says NotReady ("node is
+    /// shutting down") before the machine goes silent.
+    pub fn shutting_down(&mut self, sh: &mut Shared, name: &str) {
+        if report_status(sh, name, false)
+            && let Some(state) = self.states.get_mut(name)
+        {
+            state.last_report = sh.now();
+        }
+    }
+
     /// After a fault or a heal: report at once (if the node can reach the API).
     pub fn report_now(&mut self, sh: &mut Shared, name: &str) {
         if !sh.node_sim(name).reachable() {
@@ -174,11 +184,20 @@ fn desired_conditions(sh: &Shared, name: &str) -> [Cond; 4] {
             reason: "KubeletHasSufficientPID",
             message: "kubelet has sufficient PID available",
         },
-        Cond {
-            kind: "Ready",
-            status: "True",
-            reason: "KubeletReady",
-            message: "kubelet is posting ready status",
+        if sim.shut_down {
+            Cond {
+                kind: "Ready",
+                status: "False",
+                reason: "KubeletNotReady",
+                message: "node is shutting down",
+            }
+        } else {
+            Cond {
+                kind: "Ready",
+                status: "True",
+                reason: "KubeletReady",
+                message: "kubelet is posting ready status",
+            }
         },
     ]
 }
