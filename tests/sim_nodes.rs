@@ -545,3 +545,34 @@ async fn shutdown_reports_not_ready_then_goes_silent() {
     );
     assert!(taints(&n).is_empty(), "{:?}", taints(&n));
 }
+
+#[tokio::test]
+async fn podgc_fails_unscheduled_terminating_pods() {
+    let sim = cluster(1).await;
+    let mut p = pod("held", "Always", &[], &[c("app", "run=1s forever")]);
+    p["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    p["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": "elsewhere"});
+    create(&sim, p).await;
+    sim.settle().expect("stepped");
+    let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
+    api.delete("held", &Default::default())
+        .await
+        .expect("delete");
+    advance(&sim, 21);
+    let held = get(&sim, "held").await;
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(
+        phase(&held),
+        "Failed",
+        "PodGC fails it; the finalizer keeps it"
+    );
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("drop finalizer");
+    advance(&sim, 1);
+    assert!(try_get(&sim, "held").await.is_none());
+}

@@ -120,9 +120,37 @@ impl PodGc {
     /// Upstream `markFailedAndDeletePodWithCondition`: phase Failed (and the condition)
     /// unless terminal, then a delete with grace 0.
     fn fail_and_delete(&mut self, sh: &Shared, key: &ObjectKey, condition: Option<&Value>) {
-        let Some(uid) = sh.pods.get(key).map(|p| p.uid.clone()) else {
+        let Some(pod) = sh.pods.get(key) else {
             return;
         };
+        let uid = pod.uid.clone();
+        let terminal = matches!(
+            pod.field("status.phase").as_deref(),
+            Some("Succeeded" | "Failed")
+        );
+        if !terminal && !self.mark_failed(sh, key, &uid, condition) {
+            return;
+        }
+        let opts = DeleteOptions {
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(uid),
+            ..Default::default()
+        };
+        match sh.store.delete(&sh.apis.pods, Some(&key.0), &key.1, &opts) {
+            Ok(_) => self.deleted += 1,
+            Err(e) => tracing::debug!(pod = ?key, error = %e, "PodGC delete failed"),
+        }
+    }
+
+    /// Phase Failed (and `condition`) unless the pod is terminal by now; whether the pod
+    /// is still there to delete.
+    fn mark_failed(
+        &self,
+        sh: &Shared,
+        key: &ObjectKey,
+        uid: &str,
+        condition: Option<&Value>,
+    ) -> bool {
         let opts = WriteOptions {
             subresource: Subresource::Status,
             field_manager: Some(super::lifecycle::MANAGER.into()),
@@ -151,17 +179,6 @@ impl PodGc {
                     }
                     Ok(pod)
                 });
-        if marked.is_err() {
-            return;
-        }
-        let opts = DeleteOptions {
-            grace_period_seconds: Some(0),
-            precondition_uid: Some(uid),
-            ..Default::default()
-        };
-        match sh.store.delete(&sh.apis.pods, Some(&key.0), &key.1, &opts) {
-            Ok(_) => self.deleted += 1,
-            Err(e) => tracing::debug!(pod = ?key, error = %e, "PodGC delete failed"),
-        }
+        marked.is_ok()
     }
 }
