@@ -323,7 +323,11 @@ async fn init_containers_run_in_order_before_the_app() {
         condition(&p, "Initialized").map(|c| c.0),
         Some("True".into())
     );
-    assert_eq!(condition(&p, "Ready").map(|c| c.0), Some("True".into()));
+    assert_eq!(
+        condition(&p, "Ready"),
+        Some(("True".into(), None)),
+        "no stale reason"
+    );
 }
 
 #[tokio::test]
@@ -641,4 +645,58 @@ async fn deleted_node_writes_nothing_until_healed() {
         0,
         "its pods are forgotten"
     );
+}
+
+#[tokio::test]
+async fn a_pod_deleted_during_a_partition_is_finished_after_heal() {
+    let sim = cluster(1).await;
+    create(
+        &sim,
+        bound(pod("cutoff", "Always", &[], &[c("app", "forever")])),
+    )
+    .await;
+    advance(&sim, 3);
+    sim.apply_fault(NODE, NodeFault::Partition).unwrap();
+    let api: Api<Pod> = Api::namespaced(sim.client().unwrap(), "default");
+    api.delete("cutoff", &DeleteParams::default())
+        .await
+        .unwrap();
+    advance(&sim, 10);
+    let p = get(&sim, "cutoff").await;
+    assert!(p.metadata.deletion_timestamp.is_some(), "still terminating");
+    assert_eq!(
+        phase(&p),
+        "Running",
+        "the kubelet has not seen the deletion"
+    );
+    sim.apply_fault(NODE, NodeFault::Heal).unwrap();
+    advance(&sim, 3);
+    assert!(
+        try_get(&sim, "cutoff").await.is_none(),
+        "removed after heal"
+    );
+}
+
+#[tokio::test]
+async fn a_pod_found_by_a_new_kubelet_fails_and_keeps_its_restart_counts() {
+    let sim = cluster(1).await;
+    create(
+        &sim,
+        bound(pod("found", "Always", &[], &[c("app", "run=1s exit=1")])),
+    )
+    .await;
+    advance(&sim, 20);
+    let before = restarts(&get(&sim, "found").await, "app");
+    assert!(before >= 2, "{before}");
+    sim.apply_fault(NODE, NodeFault::Delete).unwrap();
+    advance(&sim, 5);
+    sim.apply_fault(NODE, NodeFault::Heal).unwrap();
+    advance(&sim, 1);
+    let p = get(&sim, "found").await;
+    assert_eq!(phase(&p), "Failed");
+    assert!(
+        restarts(&p, "app") >= before,
+        "restartCount never goes down"
+    );
+    assert!(state_word(&cstatus(&p, "app")).starts_with("terminated"));
 }

@@ -509,11 +509,13 @@ impl PodState {
                 "type": CONDITIONS[k], "status": if c.status { "True" } else { "False" },
                 "lastProbeTime": null, "lastTransitionTime": format_second(time),
             });
-            if let Some(r) = c.reason {
-                v["reason"] = json!(r);
+            // A merge keeps fields the patch leaves out: clear a stale reason/message.
+            let known = self.api_conds[k].is_some();
+            if c.reason.is_some() || known {
+                v["reason"] = json!(c.reason);
             }
-            if let Some(m) = &c.message {
-                v["message"] = json!(m);
+            if c.message.is_some() || known {
+                v["message"] = json!(c.message);
             }
             list.push(v);
         }
