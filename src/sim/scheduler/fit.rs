@@ -72,7 +72,7 @@ pub fn milli_value(s: &str) -> Option<i128> {
         value = value.checked_mul(10i128.checked_pow(exp.unsigned_abs())?)?;
     } else {
         let div = 10i128.checked_pow(exp.unsigned_abs())?;
-        value = (value + div - 1) / div;
+        value = value.checked_add(div - 1)? / div;
     }
     Some(if negative { -value } else { value })
 }
@@ -80,7 +80,7 @@ pub fn milli_value(s: &str) -> Option<i128> {
 /// The quantity in whole units, rounded up (memory in bytes, pods, extended resources).
 pub fn unit_value(s: &str) -> Option<i64> {
     let m = milli_value(s)?;
-    i64::try_from((m + 999).div_euclid(1000)).ok()
+    i64::try_from(m.checked_add(999)?.div_euclid(1000)).ok()
 }
 
 /// A quantity as the API carries it: a string, or (rarely) a JSON number.
@@ -690,6 +690,19 @@ mod tests {
             assert_eq!(milli_value(q), want, "{q}");
         }
         assert_eq!(unit_value("1.5Ki"), Some(1536));
+        for huge in [
+            "999999999999999999999999999999Ei",
+            "9e30",
+            "1e-31",
+            "1.2.3",
+            "--1",
+        ] {
+            assert_eq!(
+                unit_value(huge),
+                None,
+                "{huge}: out of range or malformed, no panic"
+            );
+        }
     }
 
     fn view(json: Value) -> SpecView {
