@@ -275,6 +275,10 @@ pub fn admit_update(
     }
     let mut causes = Vec::new();
     match rt.flavor {
+        // A status write keeps the stored spec, which was defaulted and validated when
+        // it was written: defaults would add nothing, validation would find nothing.
+        // (So a status write may go through the status view, which has no spec.)
+        Flavor::Pod if opts.subresource == Subresource::Status && rt.status_subresource => {}
         Flavor::Pod => {
             default_pod(new);
             if opts.subresource == Subresource::Main {

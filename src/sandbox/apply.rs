@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::admission::Subresource;
 use super::error::{ApiError, Cause};
+use super::lazy::{Lazy, LazyMap};
 use super::object;
 use super::patch;
 use super::resources::{Flavor, ResourceType};
@@ -155,65 +156,31 @@ pub fn record_update(
         return;
     };
     let (changed, removed) = diff(rt, old, new);
+    let api_version = api_version_of(rt, new);
     // The write's own managedFields (a patch starts from the stored object, so it has
     // them); the stored ones when the write left them out.
-    let mut entries: Vec<Value> = match object::meta_mut(new).remove("managedFields") {
-        Some(Value::Array(list)) if !list.is_empty() => list,
+    let mut entries: Vec<Lazy<'_>> = match object::meta_mut(new).remove("managedFields") {
+        Some(Value::Array(list)) if !list.is_empty() => list.into_iter().map(Lazy::Value).collect(),
         _ => object::meta(old)
             .and_then(|m| m.get("managedFields"))
             .and_then(Value::as_array)
-            .cloned()
+            .map(|list| list.iter().map(Lazy::Borrowed).collect())
             .unwrap_or_default(),
     };
-    if !changed.is_empty() || !removed.is_empty() {
-        // Edit the fieldsV1 trees in place: a status write touches a few paths, and
-        // the other entries (the create's, which owns everything) stay as they are.
-        for e in entries.iter_mut() {
-            if let Some(tree) = e.get_mut("fieldsV1") {
-                for p in changed.iter().chain(removed.iter()) {
-                    tree_remove(tree, &segments(p).collect::<Vec<_>>());
-                }
-            }
-        }
-        let sub = subresource.name();
-        let time = object::format_time(now);
-        let mine = entries.iter_mut().find(|e| {
-            e.get("manager").and_then(Value::as_str) == Some(manager)
-                && e.get("operation").and_then(Value::as_str) == Some("Update")
-                && e.get("subresource").and_then(Value::as_str) == sub
-        });
-        match mine {
-            Some(e) => {
-                let tree = e
-                    .as_object_mut()
-                    .map(|m| m.entry("fieldsV1").or_insert(json!({})));
-                if let Some(tree) = tree {
-                    for p in &changed {
-                        tree_insert(tree, p);
-                    }
-                }
-                e["time"] = json!(time);
-            }
-            None if !changed.is_empty() => {
-                let set: BTreeSet<FieldPath> = changed.iter().cloned().collect();
-                let entry = Entry {
-                    manager: manager.to_string(),
-                    operation: "Update".into(),
-                    api_version: api_version_of(rt, new),
-                    subresource: sub.map(str::to_string),
-                    time,
-                    fields: set,
-                };
-                entries.push(entry.to_json());
-            }
-            None => {}
-        }
-        entries.retain(|e| {
-            e.get("fieldsV1")
-                .and_then(Value::as_object)
-                .is_some_and(|t| !t.is_empty())
-        });
-    }
+    // Entries are values here, never serialized bytes: reading them cannot fail.
+    let _ = record_changes(
+        &mut entries,
+        &changed,
+        &removed,
+        manager,
+        subresource,
+        now,
+        || api_version,
+    );
+    let entries: Vec<Value> = entries
+        .into_iter()
+        .filter_map(|e| e.into_value().ok())
+        .collect();
     let meta = object::meta_mut(new);
     if entries.is_empty() {
         meta.remove("managedFields");
@@ -222,11 +189,118 @@ pub fn record_update(
     }
 }
 
+/// Records an Update-operation write through the status view of an object (see
+/// `StoredObject::status_view`): the same as [`record_update`] on the whole objects,
+/// whose other fields are equal, with managedFields `entries` read only where the
+/// write's fields lie.
+pub(crate) fn record_view_update(
+    rt: &ResourceType,
+    old: &Value,
+    new: &Value,
+    entries: &mut Vec<Lazy<'_>>,
+    manager: &str,
+    subresource: Subresource,
+    now: jiff::Timestamp,
+) -> Result<(), ApiError> {
+    if subresource == Subresource::Binding {
+        return Ok(());
+    }
+    let (changed, removed) = diff(rt, old, new);
+    record_changes(
+        entries,
+        &changed,
+        &removed,
+        manager,
+        subresource,
+        now,
+        || api_version_of(rt, new),
+    )
+    .map_err(|e| ApiError::Internal(format!("reading managedFields: {e}")))
+}
+
+/// `manager` takes the `changed` fields; every entry loses the changed and the
+/// `removed` ones; entries left without fields go.
+fn record_changes(
+    entries: &mut Vec<Lazy<'_>>,
+    changed: &[FieldPath],
+    removed: &[FieldPath],
+    manager: &str,
+    subresource: Subresource,
+    now: jiff::Timestamp,
+    api_version: impl FnOnce() -> String,
+) -> Result<(), serde_json::Error> {
+    if changed.is_empty() && removed.is_empty() {
+        return Ok(());
+    }
+    // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
+    // other entries (the create's, which owns everything) stay as they are.
+    let paths: Vec<Vec<&str>> = changed
+        .iter()
+        .chain(removed)
+        .map(|p| segments(p).collect())
+        .collect();
+    for e in entries.iter_mut() {
+        if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
+            for p in &paths {
+                tree_remove(tree, p)?;
+            }
+        }
+    }
+    let sub = subresource.name();
+    let time = object::format_time(now);
+    let mut mine = None;
+    for e in entries.iter_mut() {
+        let Some(m) = e.as_map_mut()? else { continue };
+        let is =
+            |key: &str, want: Option<&str>| m.get(key).and_then(|v| v.as_str()).as_deref() == want;
+        if is("manager", Some(manager)) && is("operation", Some("Update")) && is("subresource", sub)
+        {
+            mine = Some(m);
+            break;
+        }
+    }
+    match mine {
+        Some(m) => {
+            let tree = m
+                .entry("fieldsV1".into())
+                .or_insert_with(|| Lazy::Map(LazyMap::new()));
+            for p in changed {
+                tree_insert(tree, p)?;
+            }
+            m.insert("time".into(), Lazy::Value(json!(time)));
+        }
+        None if !changed.is_empty() => {
+            let entry = Entry {
+                manager: manager.to_string(),
+                operation: "Update".into(),
+                api_version: api_version(),
+                subresource: sub.map(str::to_string),
+                time,
+                fields: changed.iter().cloned().collect(),
+            };
+            entries.push(Lazy::Value(entry.to_json()));
+        }
+        None => {}
+    }
+    let mut keep = Vec::with_capacity(entries.len());
+    for mut e in entries.drain(..) {
+        let owns = e
+            .as_map_mut()?
+            .and_then(|m| m.get("fieldsV1"))
+            .is_some_and(Lazy::is_nonempty_object);
+        if owns {
+            keep.push(e);
+        }
+    }
+    *entries = keep;
+    Ok(())
+}
+
 /// Removes a leaf from a fieldsV1 tree, pruning parents left empty; true when `node`
 /// itself became empty.
-fn tree_remove(node: &mut Value, path: &[&str]) -> bool {
-    let Some(map) = node.as_object_mut() else {
-        return false;
+fn tree_remove(node: &mut Lazy<'_>, path: &[&str]) -> Result<bool, serde_json::Error> {
+    let Some(map) = node.as_map_mut()? else {
+        return Ok(false);
     };
     match path {
         [] => {}
@@ -234,26 +308,32 @@ fn tree_remove(node: &mut Value, path: &[&str]) -> bool {
             map.remove(*leaf);
         }
         [head, rest @ ..] => {
-            if map
-                .get_mut(*head)
-                .is_some_and(|child| tree_remove(child, rest))
-            {
+            let emptied = match map.get_mut(*head) {
+                Some(child) => tree_remove(child, rest)?,
+                None => false,
+            };
+            if emptied {
                 map.remove(*head);
             }
         }
     }
-    map.is_empty()
+    Ok(map.is_empty())
 }
 
-fn tree_insert(node: &mut Value, path: &str) {
+fn tree_insert(node: &mut Lazy<'_>, path: &str) -> Result<(), serde_json::Error> {
     let mut cur = node;
     for pe in segments(path) {
         if !cur.is_object() {
-            *cur = json!({});
+            *cur = Lazy::Map(LazyMap::new());
         }
-        let Value::Object(map) = cur else { return };
-        cur = map.entry(pe.to_string()).or_insert(json!({}));
+        let Some(map) = cur.as_map_mut()? else {
+            return Ok(());
+        };
+        cur = map
+            .entry(pe.to_string())
+            .or_insert_with(|| Lazy::Map(LazyMap::new()));
     }
+    Ok(())
 }
 
 /// The leaf paths an update changed (set to a new value) and removed, found by walking
@@ -328,6 +408,41 @@ fn diff_value<'a>(
     if old == new {
         return;
     }
+    let keyed = match (old, new) {
+        (Some(Value::Array(o)), Some(Value::Array(n))) if !o.is_empty() && !n.is_empty() => {
+            keyed_ids(rt, names, o, n)
+        }
+        _ => None,
+    };
+    if let Some((old_items, new_items)) = keyed {
+        for (id, item) in &new_items {
+            let before = old_items.iter().find(|(i, _)| i == id).map(|(_, v)| *v);
+            let len = path.len();
+            push_segment(path, id);
+            if before.is_none() {
+                let l = path.len();
+                push_segment(path, ".");
+                changed.push(path.clone());
+                path.truncate(l);
+            }
+            diff_value(rt, before, Some(item), path, names, changed, removed);
+            path.truncate(len);
+        }
+        for (id, item) in &old_items {
+            if new_items.iter().any(|(i, _)| i == id) {
+                continue;
+            }
+            let len = path.len();
+            push_segment(path, id);
+            let l = path.len();
+            push_segment(path, ".");
+            removed.push(path.clone());
+            path.truncate(l);
+            diff_value(rt, Some(item), None, path, names, changed, removed);
+            path.truncate(len);
+        }
+        return;
+    }
     match (old, new) {
         (Some(Value::Object(o)), Some(Value::Object(n))) if !o.is_empty() && !n.is_empty() => {
             for key in union_keys(o, n) {
@@ -336,43 +451,6 @@ fn diff_value<'a>(
                 names.push(key);
                 diff_value(rt, o.get(key), n.get(key), path, names, changed, removed);
                 names.pop();
-                path.truncate(len);
-            }
-        }
-        (Some(Value::Array(o)), Some(Value::Array(n)))
-            if !o.is_empty() && !n.is_empty() && keyed_elements(rt, names, o, n).is_some() =>
-        {
-            let keys = keyed_elements(rt, names, o, n).unwrap_or_default();
-            let ids = |list: &'a [Value]| -> Vec<(String, &'a Value)> {
-                list.iter()
-                    .filter_map(|e| Some((element_key(e, &keys)?, e)))
-                    .collect()
-            };
-            let (old_items, new_items) = (ids(o), ids(n));
-            for (id, item) in &new_items {
-                let before = old_items.iter().find(|(i, _)| i == id).map(|(_, v)| *v);
-                let len = path.len();
-                push_segment(path, id);
-                if before.is_none() {
-                    let l = path.len();
-                    push_segment(path, ".");
-                    changed.push(path.clone());
-                    path.truncate(l);
-                }
-                diff_value(rt, before, Some(item), path, names, changed, removed);
-                path.truncate(len);
-            }
-            for (id, item) in &old_items {
-                if new_items.iter().any(|(i, _)| i == id) {
-                    continue;
-                }
-                let len = path.len();
-                push_segment(path, id);
-                let l = path.len();
-                push_segment(path, ".");
-                removed.push(path.clone());
-                path.truncate(l);
-                diff_value(rt, Some(item), None, path, names, changed, removed);
                 path.truncate(len);
             }
         }
@@ -418,18 +496,23 @@ fn element_or_value_leaves<'a>(
     }
 }
 
-/// The list keys when both lists are keyed lists whose every element has its keys.
-fn keyed_elements(
+/// The elements of both lists by their `k:` path element, when both are keyed lists
+/// whose every element has its keys.
+type KeyedItems<'a> = Vec<(String, &'a Value)>;
+
+fn keyed_ids<'a>(
     rt: &ResourceType,
     names: &[&str],
-    a: &[Value],
-    b: &[Value],
-) -> Option<Vec<String>> {
+    a: &'a [Value],
+    b: &'a [Value],
+) -> Option<(KeyedItems<'a>, KeyedItems<'a>)> {
     let keys = list_keys(rt, names)?;
-    a.iter()
-        .chain(b)
-        .all(|e| element_key(e, &keys).is_some())
-        .then_some(keys)
+    let ids = |list: &'a [Value]| -> Option<KeyedItems<'a>> {
+        list.iter()
+            .map(|e| Some((element_key(e, &keys)?, e)))
+            .collect()
+    };
+    Some((ids(a)?, ids(b)?))
 }
 
 /// The object an apply creates: the applied configuration itself.

@@ -190,31 +190,24 @@ fn selectable(flavor: Flavor, field: &str) -> bool {
 /// Reads the selectable field values of an object, for storing beside it.
 /// Only non-empty values are kept.
 pub fn extract(flavor: Flavor, object: &Value) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for (field, path) in selectable_fields(flavor) {
-        let mut cur = object;
-        let mut found = true;
-        for key in *path {
-            match cur.get(key) {
-                Some(v) => cur = v,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
-        if !found {
-            continue;
-        }
-        let value = match cur {
-            Value::String(s) if !s.is_empty() => s.clone(),
-            Value::Bool(b) => b.to_string(),
-            Value::Number(n) => n.to_string(),
-            _ => continue,
-        };
-        out.push((*field, value));
+    selectable_fields(flavor)
+        .iter()
+        .filter_map(|(field, path)| extract_one(object, path).map(|v| (*field, v)))
+        .collect()
+}
+
+/// The value of one selectable field at `path`, if set and not empty.
+pub fn extract_one(object: &Value, path: &[&str]) -> Option<String> {
+    let mut cur = object;
+    for key in path {
+        cur = cur.get(key)?;
     }
-    out
+    match cur {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

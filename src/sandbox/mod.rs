@@ -45,6 +45,7 @@ pub mod faults;
 pub mod fields;
 pub mod http;
 pub mod kubeconfig;
+pub mod lazy;
 pub mod object;
 pub mod patch;
 pub mod protobuf;

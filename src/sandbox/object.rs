@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::fields;
+use super::lazy::{self, Lazy, LazyMap};
 use super::resources::Flavor;
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
@@ -26,6 +27,124 @@ pub struct StoredObject {
     pub fields: Vec<(&'static str, String)>,
     /// The object as JSON, `metadata.resourceVersion` included.
     pub json: Bytes,
+    /// Where the members of the object and of its metadata sit in `json`.
+    layout: Layout,
+}
+
+/// The top-level fields a status write reads and writes; it keeps the others (spec,
+/// data, ...) as stored.
+pub const STATUS_VIEW_FIELDS: &[&str] = &["apiVersion", "kind", "metadata", "status"];
+
+/// Byte offsets of the members of the object and of its `metadata`: lets a write take
+/// the members it does not change without scanning the bytes for them. Empty when the
+/// object is not a JSON object or too large for `u32` offsets.
+#[derive(Debug, Default)]
+struct Layout {
+    top: Box<[Span]>,
+    meta: Box<[Span]>,
+}
+
+/// One member: its quoted key starts at `key`, its value spans `value..end`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    key: u32,
+    value: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(key: usize, value: usize, end: usize) -> Option<Span> {
+        Some(Span {
+            key: u32::try_from(key).ok()?,
+            value: u32::try_from(value).ok()?,
+            end: u32::try_from(end).ok()?,
+        })
+    }
+}
+
+fn internal(e: serde_json::Error) -> ApiError {
+    ApiError::Internal(format!("serializing object: {e}"))
+}
+
+/// Serializes an object from its members, recording where each member (and each
+/// member of `metadata`) lands.
+fn encode(top: &LazyMap<'_>, size_hint: usize) -> Result<(Vec<u8>, Layout), ApiError> {
+    let mut out = Vec::with_capacity(size_hint);
+    let mut top_spans = Vec::with_capacity(top.len());
+    let mut meta_spans = Vec::new();
+    out.push(b'{');
+    for (i, (k, v)) in top.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = out.len();
+        lazy::write_key(&mut out, k).map_err(internal)?;
+        let value = out.len();
+        match (k.as_str(), v) {
+            ("metadata", Lazy::Map(members)) => {
+                encode_members(
+                    &mut out,
+                    members.iter().map(|(k, v)| (k.as_str(), v)),
+                    &mut meta_spans,
+                )?;
+            }
+            (
+                "metadata",
+                Lazy::Borrowed(Value::Object(members)) | Lazy::Value(Value::Object(members)),
+            ) => {
+                let members: Vec<(&str, Lazy<'_>)> = members
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Lazy::Borrowed(v)))
+                    .collect();
+                encode_members(
+                    &mut out,
+                    members.iter().map(|(k, v)| (*k, v)),
+                    &mut meta_spans,
+                )?;
+            }
+            _ => v.write(&mut out).map_err(internal)?,
+        }
+        top_spans.extend(Span::new(key, value, out.len()));
+    }
+    out.push(b'}');
+    // Stored for long: give back the serializer's spare capacity.
+    out.shrink_to_fit();
+    let layout = if top_spans.len() == top.len() {
+        Layout {
+            top: top_spans.into(),
+            meta: meta_spans.into(),
+        }
+    } else {
+        Layout::default()
+    };
+    Ok((out, layout))
+}
+
+fn encode_members<'x, 'a: 'x>(
+    out: &mut Vec<u8>,
+    members: impl Iterator<Item = (&'x str, &'x Lazy<'a>)>,
+    spans: &mut Vec<Span>,
+) -> Result<(), ApiError> {
+    let mut complete = true;
+    out.push(b'{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let key = out.len();
+        lazy::write_key(out, k).map_err(internal)?;
+        let value = out.len();
+        v.write(out).map_err(internal)?;
+        match Span::new(key, value, out.len()) {
+            Some(span) => spans.push(span),
+            None => complete = false,
+        }
+    }
+    out.push(b'}');
+    if !complete {
+        spans.clear();
+    }
+    Ok(())
 }
 
 impl StoredObject {
@@ -38,27 +157,102 @@ impl StoredObject {
                 .unwrap_or_default()
                 .to_string()
         };
-        let labels = meta
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut json = serde_json::to_vec(object)
-            .map_err(|e| ApiError::Internal(format!("serializing object: {e}")))?;
-        // Stored for long: give back the serializer's spare capacity.
-        json.shrink_to_fit();
+        let (json, layout) = match object.as_object() {
+            Some(map) => encode(
+                &map.iter()
+                    .map(|(k, v)| (k.clone(), Lazy::Borrowed(v)))
+                    .collect(),
+                0,
+            )?,
+            None => {
+                let json = serde_json::to_vec(object).map_err(internal)?;
+                (json, Layout::default())
+            }
+        };
         Ok(StoredObject {
             resource_version,
             namespace: text("namespace"),
             name: text("name"),
             uid: text("uid"),
-            labels,
+            labels: labels_of(object),
             fields: fields::extract(flavor, object),
             json: Bytes::from(json),
+            layout,
+        })
+    }
+
+    /// The stored form of a status write: `view` (see [`StoredObject::status_view`])
+    /// with `managed_fields`, every other top-level field as `base` stores it.
+    pub(crate) fn from_status_view(
+        flavor: Flavor,
+        resource_version: u64,
+        view: &Value,
+        managed_fields: Vec<Lazy<'_>>,
+        base: &StoredObject,
+    ) -> Result<Self, ApiError> {
+        let mut top = base.lazy()?;
+        for key in STATUS_VIEW_FIELDS {
+            top.remove(*key);
+        }
+        for (k, v) in view.as_object().into_iter().flatten() {
+            top.insert(k.clone(), Lazy::Borrowed(v));
+        }
+        if !managed_fields.is_empty()
+            && let Some(meta) = top.get_mut("metadata")
+            && let Some(members) = meta.as_map_mut().map_err(internal)?
+        {
+            members.insert("managedFields".into(), Lazy::List(managed_fields));
+        }
+        let (json, layout) = encode(&top, base.json.len() + 256)?;
+        let fields = fields::selectable_fields(flavor)
+            .iter()
+            .filter_map(|(field, path)| {
+                let value = if path.first().is_some_and(|k| STATUS_VIEW_FIELDS.contains(k)) {
+                    fields::extract_one(view, path)
+                } else {
+                    base.field(field)
+                };
+                value.map(|v| (*field, v))
+            })
+            .collect();
+        let text = |key: &str| meta_str(view, key).unwrap_or_default().to_string();
+        Ok(StoredObject {
+            resource_version,
+            namespace: text("namespace"),
+            name: text("name"),
+            uid: text("uid"),
+            labels: labels_of(view),
+            fields,
+            json: Bytes::from(json),
+            layout,
+        })
+    }
+
+    /// This object at another resourceVersion (a delete's final state).
+    pub(crate) fn with_resource_version(&self, resource_version: u64) -> Result<Self, ApiError> {
+        let mut top = self.lazy()?;
+        let meta = top
+            .entry("metadata".into())
+            .or_insert_with(|| Lazy::Map(LazyMap::new()));
+        if !meta.is_object() {
+            *meta = Lazy::Map(LazyMap::new());
+        }
+        if let Some(members) = meta.as_map_mut().map_err(internal)? {
+            members.insert(
+                "resourceVersion".into(),
+                Lazy::Value(Value::String(resource_version.to_string())),
+            );
+        }
+        let (json, layout) = encode(&top, self.json.len() + 16)?;
+        Ok(StoredObject {
+            resource_version,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            labels: self.labels.clone(),
+            fields: self.fields.clone(),
+            json: Bytes::from(json),
+            layout,
         })
     }
 
@@ -69,6 +263,71 @@ impl StoredObject {
     /// The object as a JSON value (parses the stored bytes).
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// What a status write needs of the object, parsed: `apiVersion`, `kind`,
+    /// `metadata` without `managedFields`, and `status`. A fraction of the cost of
+    /// [`StoredObject::value`] for a pod; a status write may return it (changed) from
+    /// a [`Store::guaranteed_update`](super::Store::guaranteed_update) closure, the
+    /// store keeps the rest of the object and its managedFields.
+    pub fn status_view(&self) -> Value {
+        self.try_status_view().unwrap_or(Value::Null)
+    }
+
+    pub(crate) fn try_status_view(&self) -> Result<Value, ApiError> {
+        let mut top = self.lazy()?;
+        let mut view = serde_json::Map::new();
+        for key in STATUS_VIEW_FIELDS {
+            let Some(mut member) = top.remove(*key) else {
+                continue;
+            };
+            if *key == "metadata"
+                && let Some(members) = member.as_map_mut().map_err(internal)?
+            {
+                members.remove("managedFields");
+            }
+            view.insert((*key).to_string(), member.into_value().map_err(internal)?);
+        }
+        Ok(Value::Object(view))
+    }
+
+    /// The stored managedFields entries, each still serialized.
+    pub(crate) fn managed_fields(&self) -> Result<Vec<Lazy<'_>>, ApiError> {
+        let mut top = self.lazy()?;
+        let Some(mut meta) = top.remove("metadata") else {
+            return Ok(Vec::new());
+        };
+        let Some(members) = meta.as_map_mut().map_err(internal)? else {
+            return Ok(Vec::new());
+        };
+        let Some(mut list) = members.remove("managedFields") else {
+            return Ok(Vec::new());
+        };
+        Ok(list
+            .as_list_mut()
+            .map_err(internal)?
+            .map(std::mem::take)
+            .unwrap_or_default())
+    }
+
+    /// The members of the object (and of its metadata), still serialized.
+    fn lazy(&self) -> Result<LazyMap<'_>, ApiError> {
+        let json: &[u8] = &self.json;
+        if self.layout.top.is_empty() {
+            let mut whole = Lazy::Raw(json);
+            return Ok(whole
+                .as_map_mut()
+                .map_err(internal)?
+                .map(std::mem::take)
+                .unwrap_or_default());
+        }
+        let mut top = members_at(json, &self.layout.top)?;
+        if !self.layout.meta.is_empty()
+            && let Some(meta) = top.get_mut("metadata")
+        {
+            *meta = Lazy::Map(members_at(json, &self.layout.meta)?);
+        }
+        Ok(top)
     }
 
     /// The object as a typed value, e.g. `k8s_openapi::api::core::v1::Pod`.
@@ -88,6 +347,39 @@ impl StoredObject {
                 .map(|(_, v)| v.clone()),
         }
     }
+}
+
+/// The members at `spans` of `json`, still serialized.
+fn members_at<'a>(json: &'a [u8], spans: &[Span]) -> Result<LazyMap<'a>, ApiError> {
+    spans
+        .iter()
+        .map(|s| {
+            let (key, value, end) = (s.key as usize, s.value as usize, s.end as usize);
+            // The quoted key ends just before the `:` that precedes the value.
+            let quoted = json.get(key..value.saturating_sub(1));
+            match (quoted, json.get(value..end)) {
+                (Some(quoted), Some(value)) => {
+                    let key: String = serde_json::from_slice(quoted).map_err(internal)?;
+                    Ok((key, Lazy::Raw(value)))
+                }
+                _ => Err(ApiError::Internal(
+                    "stored object layout out of range".into(),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn labels_of(object: &Value) -> BTreeMap<String, String> {
+    meta(object)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Metadata accessors over a JSON object.

@@ -27,6 +27,7 @@ use super::crd;
 use super::error::ApiError;
 use super::events;
 use super::fields::FieldSelector;
+use super::lazy::Lazy;
 use super::object::{self, ObjectKey, StoredObject};
 use super::patch::{self, Patch};
 use super::resources::{Flavor, Registry, ResourceType};
@@ -454,6 +455,9 @@ impl Store {
                 )
             });
         }
+        if takes_status_view(rt, opts) && fits_status_view(patch) {
+            return self.patch_status_view(rt, namespace, name, patch, opts);
+        }
         self.guaranteed_update(rt, namespace, name, opts, |current| {
             let Some(current) = current else {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
@@ -462,6 +466,99 @@ impl Store {
             let patched = patch::apply_patch(rt, current, patch)?;
             self.to_storage(rt, patched)
         })
+    }
+
+    /// A status patch applied to the status view of the object (see
+    /// [`takes_status_view`]).
+    fn patch_status_view(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        let key = Self::key(rt, namespace, name)?;
+        for _ in 0..MAX_WRITE_RETRIES {
+            let Some(current) = self.get_key(rt, &key) else {
+                return Err(ApiError::not_found(&rt.plural, &rt.group, name));
+            };
+            let old = current.try_status_view()?;
+            let patched = patch::apply_patch(rt, old.clone(), patch)?;
+            if let Some(stored) =
+                self.commit_status_view(rt, &key, &current, &old, patched, opts)?
+            {
+                return Ok(stored);
+            }
+        }
+        Err(ApiError::conflict(&rt.plural, &rt.group, name))
+    }
+
+    /// The rest of a status write computed on the status view `old` of `current`:
+    /// admission, managedFields, the no-change check, the commit. `None` when another
+    /// write committed first.
+    fn commit_status_view(
+        &self,
+        rt: &ResourceType,
+        key: &ObjectKey,
+        current: &Arc<StoredObject>,
+        old: &Value,
+        mut desired: Value,
+        opts: &WriteOptions,
+    ) -> Result<Option<Arc<StoredObject>>, ApiError> {
+        admission::admit_update(rt, old, &mut desired, opts)?;
+        // The write's own managedFields when it has them, else the stored ones.
+        let mut entries = match object::meta_mut(&mut desired).remove("managedFields") {
+            Some(Value::Array(list)) if !list.is_empty() => {
+                list.into_iter().map(Lazy::Value).collect()
+            }
+            _ => current.managed_fields()?,
+        };
+        let manager = opts.field_manager.as_deref().unwrap_or("unknown");
+        apply::record_view_update(
+            rt,
+            old,
+            &desired,
+            &mut entries,
+            manager,
+            opts.subresource,
+            self.now(),
+        )?;
+        // Nothing changed: no new resourceVersion, no event (as the real server).
+        if object::equal_ignoring(old, &desired, &[], &["resourceVersion", "managedFields"]) {
+            return Ok(Some(current.clone()));
+        }
+        if opts.dry_run {
+            return Ok(Some(Arc::new(StoredObject::from_status_view(
+                rt.flavor,
+                current.resource_version,
+                &desired,
+                entries,
+                current,
+            )?)));
+        }
+        let finished = admission::deletion_finished(&desired);
+        let mut inner = self.lock();
+        let still = inner
+            .tables
+            .get(&rt.storage)
+            .and_then(|t| t.objects.get(key));
+        if !still.is_some_and(|s| Arc::ptr_eq(s, current)) {
+            return Ok(None); // lost the race: recompute on the new state
+        }
+        let draft = (!finished).then_some(Draft::StatusView {
+            view: desired,
+            managed_fields: entries,
+            base: current,
+        });
+        let stored = self.commit(&mut inner, rt, key.clone(), draft, Some(current.clone()))?;
+        drop(inner);
+        if finished {
+            self.after_write(rt, Some(current), None);
+        } else {
+            self.after_write(rt, Some(current), Some(&stored));
+        }
+        Ok(Some(stored))
     }
 
     fn create_applied(
@@ -509,7 +606,7 @@ impl Store {
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(rt.flavor, 0, &object)?));
         }
-        let stored = self.commit(&mut inner, rt, key, Some(object), None)?;
+        let stored = self.commit(&mut inner, rt, key, Some(Draft::Whole(object)), None)?;
         drop(inner);
         self.after_write(rt, None, Some(&stored));
         Ok(stored)
@@ -518,6 +615,10 @@ impl Store {
     /// Read-modify-write with optimistic concurrency. `mutate` gets the current object
     /// and returns the desired one; admission (immutable fields, status subresource,
     /// generation, finalizer-driven deletion) is applied on top.
+    ///
+    /// A pod status write only takes status, labels, annotations and finalizers from
+    /// `mutate`'s result: returning the (changed) [`StoredObject::status_view`] spares
+    /// parsing and copying the whole pod.
     pub fn guaranteed_update(
         &self,
         rt: &ResourceType,
@@ -529,6 +630,16 @@ impl Store {
         let key = Self::key(rt, namespace, name)?;
         for _ in 0..MAX_WRITE_RETRIES {
             let current = self.get_key(rt, &key);
+            if takes_status_view(rt, opts)
+                && let Some(current) = &current
+            {
+                let old = current.try_status_view()?;
+                let desired = mutate(Some(current))?;
+                match self.commit_status_view(rt, &key, current, &old, desired, opts)? {
+                    Some(stored) => return Ok(stored),
+                    None => continue,
+                }
+            }
             let mut desired = mutate(current.as_ref())?;
             let Some(current) = current else {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
@@ -574,7 +685,7 @@ impl Store {
                     &mut inner,
                     rt,
                     key.clone(),
-                    Some(desired),
+                    Some(Draft::Whole(desired)),
                     Some(current.clone()),
                 )?
             };
@@ -649,8 +760,13 @@ impl Store {
                 }
                 admission::DeletePlan::Unchanged => Ok(Deleted::Pending(current)),
                 admission::DeletePlan::Mark(marked) => {
-                    let stored =
-                        self.commit(&mut inner, rt, key, Some(marked), Some(current.clone()))?;
+                    let stored = self.commit(
+                        &mut inner,
+                        rt,
+                        key,
+                        Some(Draft::Whole(marked)),
+                        Some(current.clone()),
+                    )?;
                     Ok(Deleted::Pending(stored))
                 }
             };
@@ -874,7 +990,7 @@ impl Store {
         inner: &mut Inner,
         rt: &ResourceType,
         key: ObjectKey,
-        object: Option<Value>,
+        object: Option<Draft<'_>>,
         previous: Option<Arc<StoredObject>>,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let rv = inner.resource_version + 1;
@@ -883,14 +999,33 @@ impl Store {
         } else {
             rt.flavor
         };
-        let (kind, mut value) = match (object, &previous) {
-            (Some(v), None) => (ChangeKind::Added, v),
-            (Some(v), Some(_)) => (ChangeKind::Modified, v),
-            (None, Some(p)) => (ChangeKind::Deleted, p.value()),
+        let kind = match (&object, &previous) {
+            (Some(_), None) => ChangeKind::Added,
+            (Some(_), Some(_)) => ChangeKind::Modified,
+            (None, Some(_)) => ChangeKind::Deleted,
             (None, None) => return Err(ApiError::Internal("commit of nothing".into())),
         };
-        object::meta_mut(&mut value).insert("resourceVersion".into(), json!(rv.to_string()));
-        let stored = Arc::new(StoredObject::new(storage_flavor, rv, &value)?);
+        let stored = match (object, &previous) {
+            (Some(Draft::Whole(mut value)), _) => {
+                object::meta_mut(&mut value)
+                    .insert("resourceVersion".into(), json!(rv.to_string()));
+                StoredObject::new(storage_flavor, rv, &value)?
+            }
+            (
+                Some(Draft::StatusView {
+                    mut view,
+                    managed_fields,
+                    base,
+                }),
+                _,
+            ) => {
+                object::meta_mut(&mut view).insert("resourceVersion".into(), json!(rv.to_string()));
+                StoredObject::from_status_view(storage_flavor, rv, &view, managed_fields, base)?
+            }
+            (None, Some(p)) => p.with_resource_version(rv)?,
+            (None, None) => return Err(ApiError::Internal("commit of nothing".into())),
+        };
+        let stored = Arc::new(stored);
         inner.resource_version = rv;
         let window = self.shared.config.history_window.max(1);
         let table = inner.tables.entry(rt.storage.clone()).or_default();
@@ -1057,6 +1192,49 @@ impl Store {
             Flavor::Custom => Ok(crd::to_storage_version(rt, object)),
             _ => Ok(object),
         }
+    }
+}
+
+/// The new state of an object, as a write computed it.
+enum Draft<'a> {
+    Whole(Value),
+    /// A status write: its status view (see [`StoredObject::status_view`]) and
+    /// managedFields; every other field as `base` stores it.
+    StatusView {
+        view: Value,
+        managed_fields: Vec<Lazy<'a>>,
+        base: &'a StoredObject,
+    },
+}
+
+/// Whether a write goes through the status view of the object: a status write of a
+/// kind whose admission then reads nothing but metadata and status (pods). It costs a
+/// fraction of a whole-object write: the spec and the managedFields a write does not
+/// touch stay as stored bytes.
+fn takes_status_view(rt: &ResourceType, opts: &WriteOptions) -> bool {
+    rt.flavor == Flavor::Pod && rt.status_subresource && opts.subresource == Subresource::Status
+}
+
+/// Whether a patch does to the status view what it does to the same fields of the
+/// whole object: merge and strategic merge patches work key by key, except for
+/// directives at the top or in metadata, and for managedFields, which the view leaves
+/// out.
+fn fits_status_view(patch: &Patch) -> bool {
+    let (Patch::Merge(body) | Patch::Strategic(body)) = patch else {
+        return false;
+    };
+    let Some(top) = body.as_object() else {
+        return false;
+    };
+    if top.keys().any(|k| k.starts_with('$')) {
+        return false;
+    }
+    match top.get("metadata") {
+        None => true,
+        Some(Value::Object(meta)) => !meta
+            .keys()
+            .any(|k| k.starts_with('$') || k.contains("managedFields")),
+        Some(_) => false,
     }
 }
 
