@@ -36,6 +36,45 @@ struct NodeState {
     /// Tells the current heartbeat timer from those of an earlier registration.
     epoch: u64,
     last_report: jiff::Timestamp,
+    /// (node resourceVersion, fault flags) at which the node's conditions were found
+    /// to be what the kubelet reports: the next heartbeat skips reading the Node.
+    in_line: Option<(u64, Flags)>,
+}
+
+/// The fault flags the reported conditions depend on.
+type Flags = (bool, bool, bool);
+
+fn flags(sh: &Shared, name: &str) -> Flags {
+    let sim = sh.node_sim(name);
+    (sim.memory_pressure, sim.disk_failed, sim.shut_down)
+}
+
+/// What a status report did.
+enum Report {
+    /// Patched; the node's new resourceVersion.
+    Wrote(u64),
+    /// Nothing to change at this resourceVersion.
+    InLine(u64),
+    Failed,
+}
+
+impl NodeState {
+    /// Reports unless nothing can have changed; records what it found.
+    fn report(&mut self, sh: &Shared, name: &str, heartbeat_due: bool) {
+        let key = flags(sh, name);
+        let version = sh.nodes.get(name).map(|n| n.resource_version);
+        if !heartbeat_due && version.is_some() && self.in_line == version.map(|v| (v, key)) {
+            return;
+        }
+        match report_status(sh, name, heartbeat_due) {
+            Report::Wrote(v) => {
+                self.last_report = sh.now();
+                self.in_line = Some((v, key));
+            }
+            Report::InLine(v) => self.in_line = Some((v, key)),
+            Report::Failed => self.in_line = None,
+        }
+    }
 }
 
 /// A node condition as the kubelet reports it.
@@ -55,6 +94,7 @@ impl Nodes {
             index: next,
             epoch: 0,
             last_report: now,
+            in_line: None,
         });
         state.epoch += 1;
         state.last_report = now;
@@ -97,9 +137,7 @@ impl Nodes {
         if sim.reachable() {
             renew_lease(sh, name, None);
             let due = sh.now().duration_since(state.last_report) >= STATUS_REPORT_INTERVAL;
-            if report_status(sh, name, due) {
-                state.last_report = sh.now();
-            }
+            state.report(sh, name, due);
         }
         sh.schedule_in(
             RENEW_INTERVAL,
@@ -113,10 +151,8 @@ impl Nodes {
     /// Graceful node shutdown: the kubelet's last status says NotReady ("node is
     /// shutting down") before the machine goes silent.
     pub fn shutting_down(&mut self, sh: &mut Shared, name: &str) {
-        if report_status(sh, name, false)
-            && let Some(state) = self.states.get_mut(name)
-        {
-            state.last_report = sh.now();
+        if let Some(state) = self.states.get_mut(name) {
+            state.report(sh, name, false);
         }
     }
 
@@ -126,10 +162,8 @@ impl Nodes {
             return;
         }
         renew_lease(sh, name, None);
-        if report_status(sh, name, false)
-            && let Some(state) = self.states.get_mut(name)
-        {
-            state.last_report = sh.now();
+        if let Some(state) = self.states.get_mut(name) {
+            state.report(sh, name, false);
         }
     }
 }
@@ -203,11 +237,11 @@ fn desired_conditions(sh: &Shared, name: &str) -> [Cond; 4] {
 }
 
 /// Patches the node's conditions when one differs from what the kubelet reports, or
-/// when `heartbeat_due`. Whether it wrote.
-fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> bool {
+/// when `heartbeat_due`.
+fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> Report {
     let desired = desired_conditions(sh, name);
     let Some(cached) = sh.nodes.get(name) else {
-        return false;
+        return Report::Failed;
     };
     let current = cached.value();
     let conditions = object::path(&current, &["status", "conditions"])
@@ -221,7 +255,7 @@ fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> bool {
         })
     });
     if !differs && !heartbeat_due {
-        return false;
+        return Report::InLine(cached.resource_version);
     }
     let now = object::format_time(sh.now());
     let result = sh.store.guaranteed_update(
@@ -255,7 +289,10 @@ fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> bool {
             Ok(node)
         },
     );
-    result.is_ok()
+    match result {
+        Ok(node) => Report::Wrote(node.resource_version),
+        Err(_) => Report::Failed,
+    }
 }
 
 /// Renews (or creates) the node's Lease.
