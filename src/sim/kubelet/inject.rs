@@ -2,6 +2,21 @@
 //! breaks exactly that rule, built from the pod's current API status. Each rule needs
 //! a pod state that can carry it alone (e.g. a terminal phase to leave); when the pod is
 //! not there yet the injection is refused with the precondition that is missing.
+//!
+//! | rule | needs | the write |
+//! |---|---|---|
+//! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
+//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
+//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates | Ready and ContainersReady True, every container and sidecar ready |
+//! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
+//! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
+//! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
+//! | `condition-time-churn` | a kubelet-owned condition | its lastTransitionTime moved, status kept |
+//! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
+//!
+//! Every rule also needs the kubelet's first status written and the node reachable.
+//! Conditions a write does not mean to flip keep their lastTransitionTime, so no
+//! other rule breaks.
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
