@@ -1,6 +1,7 @@
 //! The simulated kubelet and the offline auditor check each other: a seeded random
-//! fault-free run, recorded as a pod watch stream, gives no definite violation; a run
-//! with faulty-kubelet injections gives exactly the injected (uid, rule) pairs.
+//! fault-free run, recorded as a pod watch stream, gives no definite violation (also
+//! with the scheduler placing pods and every node fault on the way); a run with
+//! faulty-kubelet injections gives exactly the injected (uid, rule) pairs.
 
 mod sim_common;
 
