@@ -369,3 +369,52 @@ async fn least_allocated_spreads_and_the_seed_decides_ties() {
     let b = placements(11, 6, json!({})).await;
     assert_eq!(a, b, "same seed, same placements");
 }
+
+#[tokio::test]
+async fn a_cordoned_node_is_tainted_and_skipped() {
+    let sim = cluster(2).await;
+    let api: Api<Node> = Api::all(sim.client().expect("client"));
+    for n in ["node-0", "node-1"] {
+        api.patch(
+            n,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    }
+    sim.settle().expect("stepped");
+    let n = api.get("node-0").await.expect("node");
+    let taints: Vec<(String, String)> = n
+        .spec
+        .and_then(|s| s.taints)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| (t.key, t.effect))
+        .collect();
+    assert_eq!(
+        taints,
+        vec![(
+            "node.kubernetes.io/unschedulable".into(),
+            "NoSchedule".into()
+        )]
+    );
+    create(&sim, sized("waits", json!({"cpu": "100m"}))).await;
+    sim.settle().expect("stepped");
+    assert_eq!(
+        unschedulable_message(&sim, "waits").await,
+        "0/2 nodes are available: 2 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    );
+    api.patch(
+        "node-1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"unschedulable": null}})),
+    )
+    .await
+    .expect("uncordon");
+    advance(&sim, 2);
+    assert_eq!(
+        node_of(&get(&sim, "waits").await).as_deref(),
+        Some("node-1")
+    );
+}
