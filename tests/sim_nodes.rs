@@ -231,6 +231,23 @@ async fn kubectl_get_nodes_wide_shows_them() {
     ] {
         assert!(row.contains(want), "{want:?} missing in {row:?}");
     }
+    // `kubectl describe node` finds the node's events (their reference has no namespace).
+    let out = tokio::process::Command::new("kubectl")
+        .args(["describe", "node", "node-0"])
+        .env("KUBECONFIG", &kubeconfig)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("kubectl in time")
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("RegisteredNode") && text.contains("InternalIP:  10.0.0.2"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -155,6 +155,12 @@ impl Recorder {
             "kind": about.kind, "apiVersion": about.api_version, "name": about.name,
             "namespace": about.namespace, "uid": about.uid,
         });
+        if about.kind == "Node" {
+            // Cluster-scoped: the reference has no namespace (the Event lives in default).
+            if let Some(m) = involved.as_object_mut() {
+                m.remove("namespace");
+            }
+        }
         if let Some(fp) = &about.field_path {
             involved["fieldPath"] = json!(fp);
         }

@@ -400,7 +400,19 @@ fn node_object(sh: &Shared, name: &str, index: u32, now: jiff::Timestamp) -> Val
                    "lastTransitionTime": t, "reason": d.reason, "message": d.message})
         })
         .collect();
-    let id = format!("{:032x}", object::splitmix(u64::from(index) ^ 0x5eed));
+    let word = |salt: u64| object::splitmix(u64::from(index).wrapping_mul(0x9e37) ^ salt);
+    let id = format!("{:016x}{:016x}", word(1), word(2));
+    let boot = format!("{:016x}{:016x}", word(3), word(4));
+    let uuid = |h: &str| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    };
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {
@@ -439,7 +451,7 @@ fn node_object(sh: &Shared, name: &str, index: u32, now: jiff::Timestamp) -> Val
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {
                 "architecture": "amd64",
-                "bootID": format!("{}-{}", &id[..8], &id[8..20]),
+                "bootID": uuid(&boot),
                 "containerRuntimeVersion": "containerd://2.0.5",
                 "kernelVersion": "6.8.0-1028-sandbox",
                 "kubeProxyVersion": "",
@@ -447,7 +459,7 @@ fn node_object(sh: &Shared, name: &str, index: u32, now: jiff::Timestamp) -> Val
                 "machineID": id,
                 "operatingSystem": "linux",
                 "osImage": "Ubuntu 24.04.2 LTS",
-                "systemUUID": format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]),
+                "systemUUID": uuid(&id),
             },
         },
     })
