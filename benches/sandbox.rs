@@ -4,7 +4,8 @@
 //! - memory per stored pod (a counting global allocator),
 //! - list time for all pods, in-process and over HTTP (whole and in 500-item pages),
 //! - watch events/s streamed over HTTP to one watcher, the server on one core
-//!   (a current-thread runtime on its own thread).
+//!   (a current-thread runtime on its own thread),
+//! - pod status patches, node Lease renewals and Event creates per second, in-process.
 //!
 //! Run: `cargo bench --bench sandbox` (PODS=N to change the count).
 
@@ -264,4 +265,68 @@ fn main() {
     });
     let _ = stop_tx.send(());
     server.join().unwrap();
+    heartbeats_and_events(&store, &namespace);
+}
+
+/// Node heartbeats (each kubelet renews its Lease: a read, then an update of
+/// `spec.renewTime`) and event creation, as a simulated cluster writes them.
+fn heartbeats_and_events(store: &Store, namespace: &str) {
+    let leases = store
+        .resource("coordination.k8s.io", "v1", "leases")
+        .unwrap();
+    let kubelet = WriteOptions {
+        field_manager: Some("kubelet".into()),
+        ..Default::default()
+    };
+    let nodes = 1_000;
+    let lease_ns = Some("kube-node-lease");
+    for n in 0..nodes {
+        let name = format!("node-{n:04}");
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+                     "renewTime": "2026-08-01T10:00:00.000000Z"}});
+        store.create(&leases, lease_ns, lease, &kubelet).unwrap();
+    }
+    let rounds = 10;
+    let t = Instant::now();
+    for round in 0..rounds {
+        for n in 0..nodes {
+            let name = format!("node-{n:04}");
+            let mut lease = store.get(&leases, lease_ns, &name).unwrap().value();
+            lease["spec"]["renewTime"] = json!(format!("2026-08-01T10:{round:02}:00.{n:06}Z"));
+            store
+                .update(&leases, lease_ns, &name, lease, &kubelet)
+                .unwrap();
+        }
+    }
+    let took = t.elapsed();
+    println!(
+        "lease renewals in-process: {:.0}/s ({} renewals of {nodes} node Leases)",
+        (rounds * nodes) as f64 / took.as_secs_f64(),
+        rounds * nodes
+    );
+
+    let events = store.resource("", "v1", "events").unwrap();
+    let count = 10_000;
+    let t = Instant::now();
+    for i in 0..count {
+        let pod = format!("web-frontend-{:06}", i % 1000);
+        let event = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{pod}.{i:016x}"), "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod,
+                               "namespace": namespace, "fieldPath": "spec.containers{app}"},
+            "reason": "Started", "message": "Started container app", "type": "Normal",
+            "source": {"component": "kubelet", "host": "node-0001"},
+            "firstTimestamp": "2026-08-01T10:00:00Z", "lastTimestamp": "2026-08-01T10:00:00Z",
+            "count": 1, "reportingComponent": "kubelet", "reportingInstance": "node-0001"});
+        store
+            .create(&events, Some(namespace), event, &WriteOptions::default())
+            .unwrap();
+    }
+    let took = t.elapsed();
+    println!(
+        "event creates in-process:  {:.0}/s ({count} core/v1 Events)",
+        count as f64 / took.as_secs_f64()
+    );
 }

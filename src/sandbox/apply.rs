@@ -694,11 +694,23 @@ fn list_keys(rt: &ResourceType, names: &[&str]) -> Option<Vec<String>> {
 }
 
 fn element_key(item: &Value, keys: &[String]) -> Option<String> {
-    let mut m = Map::new();
-    for k in keys {
-        m.insert(k.clone(), item.get(k)?.clone());
+    // `k:` and the key fields as a JSON object, keys in order (as serde_json writes a
+    // map of them).
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut out = b"k:{".to_vec();
+    for (i, k) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let value = item.get(k)?;
+        serde_json::to_writer(&mut out, k).ok()?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).ok()?;
     }
-    Some(format!("k:{}", Value::Object(m)))
+    out.push(b'}');
+    String::from_utf8(out).ok()
 }
 
 /// Leaf paths of an object (system metadata excluded) with their values.

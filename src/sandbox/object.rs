@@ -275,6 +275,9 @@ impl StoredObject {
     }
 
     pub(crate) fn try_status_view(&self) -> Result<Value, ApiError> {
+        if !self.layout.top.is_empty() {
+            return self.status_view_from_layout();
+        }
         let mut top = self.lazy()?;
         let mut view = serde_json::Map::new();
         for key in STATUS_VIEW_FIELDS {
@@ -291,8 +294,60 @@ impl StoredObject {
         Ok(Value::Object(view))
     }
 
+    /// [`StoredObject::try_status_view`] parsing only the members it keeps.
+    fn status_view_from_layout(&self) -> Result<Value, ApiError> {
+        let json: &[u8] = &self.json;
+        let mut view = serde_json::Map::new();
+        for span in self.layout.top.iter() {
+            let Some(key) = STATUS_VIEW_FIELDS
+                .iter()
+                .find(|k| span_has_key(json, span, k))
+            else {
+                continue;
+            };
+            let value = if *key == "metadata" && !self.layout.meta.is_empty() {
+                let mut meta = serde_json::Map::new();
+                for span in self.layout.meta.iter() {
+                    if span_has_key(json, span, "managedFields") {
+                        continue;
+                    }
+                    let (key, value) = span_member(json, span)?;
+                    meta.insert(key, serde_json::from_slice(value).map_err(internal)?);
+                }
+                Value::Object(meta)
+            } else {
+                let mut member = Lazy::Raw(span_member(json, span)?.1);
+                if *key == "metadata"
+                    && let Some(members) = member.as_map_mut().map_err(internal)?
+                {
+                    members.remove("managedFields");
+                }
+                member.into_value().map_err(internal)?
+            };
+            view.insert((*key).to_string(), value);
+        }
+        Ok(Value::Object(view))
+    }
+
     /// The stored managedFields entries, each still serialized.
     pub(crate) fn managed_fields(&self) -> Result<Vec<Lazy<'_>>, ApiError> {
+        if !self.layout.meta.is_empty() {
+            let json: &[u8] = &self.json;
+            let Some(span) = self
+                .layout
+                .meta
+                .iter()
+                .find(|s| span_has_key(json, s, "managedFields"))
+            else {
+                return Ok(Vec::new());
+            };
+            let mut list = Lazy::Raw(span_member(json, span)?.1);
+            return Ok(list
+                .as_list_mut()
+                .map_err(internal)?
+                .map(std::mem::take)
+                .unwrap_or_default());
+        }
         let mut top = self.lazy()?;
         let Some(mut meta) = top.remove("metadata") else {
             return Ok(Vec::new());
@@ -354,20 +409,37 @@ fn members_at<'a>(json: &'a [u8], spans: &[Span]) -> Result<LazyMap<'a>, ApiErro
     spans
         .iter()
         .map(|s| {
-            let (key, value, end) = (s.key as usize, s.value as usize, s.end as usize);
-            // The quoted key ends just before the `:` that precedes the value.
-            let quoted = json.get(key..value.saturating_sub(1));
-            match (quoted, json.get(value..end)) {
-                (Some(quoted), Some(value)) => {
-                    let key: String = serde_json::from_slice(quoted).map_err(internal)?;
-                    Ok((key, Lazy::Raw(value)))
-                }
-                _ => Err(ApiError::Internal(
-                    "stored object layout out of range".into(),
-                )),
-            }
+            let (key, value) = span_member(json, s)?;
+            Ok((key, Lazy::Raw(value)))
         })
         .collect()
+}
+
+/// The key and the value text of the member at `span`.
+fn span_member<'a>(json: &'a [u8], span: &Span) -> Result<(String, &'a [u8]), ApiError> {
+    let (key, value, end) = (span.key as usize, span.value as usize, span.end as usize);
+    // The quoted key ends just before the `:` that precedes the value.
+    let out_of_range = || ApiError::Internal("stored object layout out of range".into());
+    let quoted = json
+        .get(key..value.saturating_sub(1))
+        .ok_or_else(out_of_range)?;
+    let value = json.get(value..end).ok_or_else(out_of_range)?;
+    let inner = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default();
+    let key = match std::str::from_utf8(inner) {
+        Ok(plain) if !inner.contains(&b'\\') => plain.to_string(),
+        _ => serde_json::from_slice(quoted).map_err(internal)?,
+    };
+    Ok((key, value))
+}
+
+/// Whether the member at `span` has the key `key`, a plain name (no character JSON
+/// escapes), which serde_json writes as `"key"`.
+fn span_has_key(json: &[u8], span: &Span, key: &str) -> bool {
+    let quoted = json.get(span.key as usize..(span.value as usize).saturating_sub(1));
+    quoted
+        .is_some_and(|q| q.len() == key.len() + 2 && q.get(1..q.len() - 1) == Some(key.as_bytes()))
 }
 
 fn labels_of(object: &Value) -> BTreeMap<String, String> {
