@@ -183,6 +183,34 @@ impl Shared {
         self.timers.len()
     }
 
+    /// Read-modify-write of one pod's status (as `manager`), only while the pod at
+    /// `key` still has `uid`: `edit` changes the pod as JSON.
+    pub fn update_pod_status(
+        &self,
+        key: &ObjectKey,
+        uid: &str,
+        manager: &str,
+        mut edit: impl FnMut(&mut serde_json::Value),
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        let opts = WriteOptions {
+            subresource: crate::sandbox::Subresource::Status,
+            field_manager: Some(manager.into()),
+            ..Default::default()
+        };
+        self.store
+            .guaranteed_update(&self.apis.pods, Some(&key.0), &key.1, &opts, |current| {
+                let Some(current) = current else {
+                    return Err(ApiError::not_found("pods", "", &key.1));
+                };
+                if current.uid != uid {
+                    return Err(ApiError::conflict("pods", "", &key.1));
+                }
+                let mut pod = current.value();
+                edit(&mut pod);
+                Ok(pod)
+            })
+    }
+
     pub fn node_sim(&self, node: &str) -> NodeSim {
         self.node_sims.get(node).cloned().unwrap_or_default()
     }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::sandbox::object::{self, ObjectKey, StoredObject};
-use crate::sandbox::{ApiError, Subresource, WriteOptions, admission};
+use crate::sandbox::{ApiError, admission};
 
 use super::cluster::{Change, ChangeKind, Shared, Timer as AnyTimer};
 use super::recorder::{Involved, Source};
@@ -490,28 +490,13 @@ fn decode(pod: &StoredObject) -> Option<PodView> {
 /// PodScheduled=False, reason Unschedulable, through the status subresource (the same
 /// pod uid only). Whether it was written.
 fn write_unschedulable(sh: &Shared, key: &ObjectKey, uid: &str, message: &str) -> bool {
-    let opts = WriteOptions {
-        subresource: Subresource::Status,
-        field_manager: Some(SCHEDULER_NAME.into()),
-        ..Default::default()
-    };
     let now = object::format_time(sh.now());
-    let result =
-        sh.store
-            .guaranteed_update(&sh.apis.pods, Some(&key.0), &key.1, &opts, |current| {
-                let Some(current) = current else {
-                    return Err(ApiError::not_found("pods", "", &key.1));
-                };
-                if current.uid != uid {
-                    return Err(ApiError::conflict("pods", "", &key.1));
-                }
-                let mut pod = current.value();
-                admission::set_condition(
-                    &mut pod,
-                    json!({"type": "PodScheduled", "status": "False", "lastProbeTime": null,
-                       "lastTransitionTime": now, "reason": "Unschedulable", "message": message}),
-                );
-                Ok(pod)
-            });
-    result.is_ok()
+    sh.update_pod_status(key, uid, SCHEDULER_NAME, |pod| {
+        admission::set_condition(
+            pod,
+            json!({"type": "PodScheduled", "status": "False", "lastProbeTime": null,
+               "lastTransitionTime": now, "reason": "Unschedulable", "message": message}),
+        );
+    })
+    .is_ok()
 }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::sandbox::object::{self, ObjectKey};
-use crate::sandbox::{ApiError, DeleteOptions, Subresource, WriteOptions, admission};
+use crate::sandbox::{DeleteOptions, admission};
 
 use super::super::cluster::Shared;
 use super::super::scheduler::fit::MetaView;
@@ -151,34 +151,15 @@ impl PodGc {
         uid: &str,
         condition: Option<&Value>,
     ) -> bool {
-        let opts = WriteOptions {
-            subresource: Subresource::Status,
-            field_manager: Some(super::lifecycle::MANAGER.into()),
-            ..Default::default()
-        };
-        let marked =
-            sh.store
-                .guaranteed_update(&sh.apis.pods, Some(&key.0), &key.1, &opts, |current| {
-                    let Some(current) = current else {
-                        return Err(ApiError::not_found("pods", "", &key.1));
-                    };
-                    if current.uid != uid {
-                        return Err(ApiError::conflict("pods", "", &key.1));
-                    }
-                    let mut pod = current.value();
-                    let phase = object::path_str(&pod, &["status", "phase"]).unwrap_or_default();
-                    if phase != "Succeeded" && phase != "Failed" {
-                        crate::sandbox::patch::set_path(
-                            &mut pod,
-                            &["status", "phase"],
-                            json!("Failed"),
-                        );
-                        if let Some(c) = condition {
-                            admission::set_condition(&mut pod, c.clone());
-                        }
-                    }
-                    Ok(pod)
-                });
+        let marked = sh.update_pod_status(key, uid, super::lifecycle::MANAGER, |pod| {
+            let phase = object::path_str(pod, &["status", "phase"]).unwrap_or_default();
+            if phase != "Succeeded" && phase != "Failed" {
+                crate::sandbox::patch::set_path(pod, &["status", "phase"], json!("Failed"));
+                if let Some(c) = condition {
+                    admission::set_condition(pod, c.clone());
+                }
+            }
+        });
         marked.is_ok()
     }
 }

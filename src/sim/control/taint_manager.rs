@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::sandbox::object::{self, ObjectKey};
-use crate::sandbox::{ApiError, DeleteOptions, Subresource, WriteOptions, admission};
+use crate::sandbox::{DeleteOptions, admission};
 
 use super::super::cluster::{Shared, Timer as AnyTimer};
 use super::super::recorder::{Involved, Source};
@@ -162,29 +162,14 @@ impl TaintManager {
         self.evicted.insert(uid.clone());
         let now = sh.now();
         let stamp = object::format_time(now);
-        let opts = WriteOptions {
-            subresource: Subresource::Status,
-            field_manager: Some(super::lifecycle::MANAGER.into()),
-            ..Default::default()
-        };
-        let marked =
-            sh.store
-                .guaranteed_update(&sh.apis.pods, Some(&key.0), &key.1, &opts, |current| {
-                    let Some(current) = current else {
-                        return Err(ApiError::not_found("pods", "", &key.1));
-                    };
-                    if current.uid != uid {
-                        return Err(ApiError::conflict("pods", "", &key.1));
-                    }
-                    let mut pod = current.value();
-                    admission::set_condition(
-                        &mut pod,
-                        json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
-                           "lastTransitionTime": stamp, "reason": "DeletionByTaintManager",
-                           "message": "Taint manager: deleting due to NoExecute taint"}),
-                    );
-                    Ok(pod)
-                });
+        let marked = sh.update_pod_status(key, &uid, super::lifecycle::MANAGER, |pod| {
+            admission::set_condition(
+                pod,
+                json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
+                   "lastTransitionTime": stamp, "reason": "DeletionByTaintManager",
+                   "message": "Taint manager: deleting due to NoExecute taint"}),
+            );
+        });
         let Ok(pod) = marked else {
             return;
         };
