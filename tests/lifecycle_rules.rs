@@ -164,6 +164,28 @@ fn cases() -> Vec<Case> {
             vec![failed_never()],
         ),
         case(
+            "near miss: PodGC failed the pod of a vanished node, Ready as its kubelet left it",
+            TerminalPhaseReady,
+            false,
+            vec![
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC"),
+            ],
+        ),
+        case(
+            "Failed with Ready True, DisruptionTarget from the taint manager",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByTaintManager"),
+            ],
+        ),
+        case(
             "near miss: Running with Ready True",
             TerminalPhaseReady,
             false,

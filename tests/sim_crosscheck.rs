@@ -46,21 +46,6 @@ impl Recording {
         assert!(!self.watch.is_closed(), "the recording watch fell behind");
     }
 
-    /// (uid, resourceVersion) of the recorded pods for which `pick` holds.
-    fn snapshots_where(&self, pick: impl Fn(&Value) -> bool) -> BTreeSet<(String, String)> {
-        self.lines
-            .split(|b| *b == b'\n')
-            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-            .map(|l| l["object"].clone())
-            .filter(|o| pick(o))
-            .map(|o| {
-                let m = &o["metadata"];
-                let text = |k: &str| m[k].as_str().unwrap_or_default().to_string();
-                (text("uid"), text("resourceVersion"))
-            })
-            .collect()
-    }
-
     fn audit(&self) -> Vec<Finding> {
         let mut reader = DocumentReader::from_vec(self.lines.clone());
         let mut auditor = Auditor::new(RuleSettings::default(), Scope::default());
@@ -257,31 +242,16 @@ async fn random_run_with_scheduler_and_node_faults_has_no_violation() {
     }
     let findings = rec.audit();
     // PodGC fails the pods of a deleted node and, as upstream, leaves their Ready and
-    // ContainersReady as the (gone) kubelet last wrote them; the auditor reports that
-    // as terminal-phase-ready although B7 rule 3 is about the kubelet's writes.
-    let podgc = rec.snapshots_where(|o| {
-        o.pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|l| {
-                l.iter()
-                    .any(|c| c["type"] == "DisruptionTarget" && c["reason"] == "DeletionByPodGC")
-            })
-    });
-    let (known, violations): (Vec<&Finding>, Vec<&Finding>) = findings
+    // ContainersReady as the (gone) kubelet last wrote them: not a kubelet write, so
+    // not terminal-phase-ready (B7 rule 3).
+    let violations: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Violation)
-        .partition(|f| {
-            f.rule.to_string() == "terminal-phase-ready"
-                && podgc.contains(&(f.uid.clone(), f.resource_version.clone()))
-        });
+        .collect();
     assert!(
         violations.is_empty(),
         "violations: {violations:#?}\nall findings: {:?}",
         summary(&findings)
-    );
-    println!(
-        "terminal-phase-ready after PodGC (not a kubelet write): {}",
-        known.len()
     );
     println!("with faults, findings by rule: {:?}", summary(&findings));
 }

@@ -358,6 +358,17 @@ fn terminal_phase_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     if !phase.is_terminal() {
         return;
     }
+    // B7 rule 3 is about the kubelet's writes. PodGC fails the pods of a vanished node
+    // itself and leaves Ready/ContainersReady as the gone kubelet last wrote them.
+    let by_podgc = i
+        .cur
+        .condition(&ConditionType::DisruptionTarget)
+        .is_some_and(|c| {
+            c.status == ConditionStatus::True && c.reason.as_deref() == Some("DeletionByPodGC")
+        });
+    if by_podgc {
+        return;
+    }
     let true_ones: Vec<&str> = [ConditionType::Ready, ConditionType::ContainersReady]
         .iter()
         .filter(|c| i.cur.condition_is_true(c))
