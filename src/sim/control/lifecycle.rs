@@ -169,34 +169,22 @@ impl Lifecycle {
 /// Every condition of the node to Unknown, as upstream `tryUpdateNodeHealth`.
 fn mark_unknown(sh: &Shared, name: &str) {
     let now = object::format_time(sh.now());
-    let opts = WriteOptions {
-        subresource: Subresource::Status,
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    };
-    let result = sh
-        .store
-        .guaranteed_update(&sh.apis.nodes, None, name, &opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("nodes", "", name));
-            };
-            let mut node = current.value();
-            if let Some(list) = node
-                .get_mut("status")
-                .and_then(|s| s.get_mut("conditions"))
-                .and_then(Value::as_array_mut)
-            {
-                for c in list.iter_mut() {
-                    if c["status"] != "Unknown" {
-                        c["status"] = json!("Unknown");
-                        c["reason"] = json!("NodeStatusUnknown");
-                        c["message"] = json!("Kubelet stopped posting node status.");
-                        c["lastTransitionTime"] = json!(now);
-                    }
+    let result = update_node(sh, name, Subresource::Status, |node| {
+        if let Some(list) = node
+            .get_mut("status")
+            .and_then(|s| s.get_mut("conditions"))
+            .and_then(Value::as_array_mut)
+        {
+            for c in list.iter_mut() {
+                if c["status"] != "Unknown" {
+                    c["status"] = json!("Unknown");
+                    c["reason"] = json!("NodeStatusUnknown");
+                    c["message"] = json!("Kubelet stopped posting node status.");
+                    c["lastTransitionTime"] = json!(now);
                 }
             }
-            Ok(node)
-        });
+        }
+    });
     if let Err(e) = result {
         tracing::debug!(node = name, error = %e, "node status not updated");
     }
@@ -217,44 +205,33 @@ pub fn reconcile_taints(sh: &Shared, name: &str, view: &NodeView) {
         return;
     }
     let now = object::format_time(sh.now());
-    let opts = WriteOptions {
-        field_manager: Some(MANAGER.into()),
-        ..Default::default()
-    };
-    let result = sh
-        .store
-        .guaranteed_update(&sh.apis.nodes, None, name, &opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("nodes", "", name));
-            };
-            let mut node = current.value();
-            let old = object::path(&node, &["spec", "taints"])
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let managed = |t: &Value| t["key"].as_str().is_some_and(|k| MANAGED.contains(&k));
-            let mut list: Vec<Value> = old.iter().filter(|t| !managed(t)).cloned().collect();
-            for (key, effect) in &desired {
-                let kept = old
-                    .iter()
-                    .find(|t| t["key"] == *key && t["effect"] == *effect)
-                    .cloned();
-                list.push(
-                    kept.unwrap_or_else(|| json!({"key": key, "effect": effect, "timeAdded": now})),
-                );
+    let result = update_node(sh, name, Subresource::Main, |node| {
+        let old = object::path(node, &["spec", "taints"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let managed = |t: &Value| t["key"].as_str().is_some_and(|k| MANAGED.contains(&k));
+        let mut list: Vec<Value> = old.iter().filter(|t| !managed(t)).cloned().collect();
+        for (key, effect) in &desired {
+            let kept = old
+                .iter()
+                .find(|t| t["key"] == *key && t["effect"] == *effect)
+                .cloned();
+            list.push(
+                kept.unwrap_or_else(|| json!({"key": key, "effect": effect, "timeAdded": now})),
+            );
+        }
+        let spec = node
+            .as_object_mut()
+            .map(|m| m.entry("spec").or_insert(json!({})));
+        if let Some(spec) = spec.and_then(Value::as_object_mut) {
+            if list.is_empty() {
+                spec.remove("taints");
+            } else {
+                spec.insert("taints".into(), json!(list));
             }
-            let spec = node
-                .as_object_mut()
-                .map(|m| m.entry("spec").or_insert(json!({})));
-            if let Some(spec) = spec.and_then(Value::as_object_mut) {
-                if list.is_empty() {
-                    spec.remove("taints");
-                } else {
-                    spec.insert("taints".into(), json!(list));
-                }
-            }
-            Ok(node)
-        });
+        }
+    });
     if let Err(e) = result {
         tracing::debug!(node = name, error = %e, "node taints not updated");
     }
@@ -374,4 +351,28 @@ pub fn registered(sh: &mut Shared, name: &str) {
         "RegisteredNode",
         &format!("Node {name} event: Registered Node {name} in Controller"),
     );
+}
+
+/// Read-modify-write of one Node (as the node lifecycle controller): `edit` changes it
+/// as JSON.
+fn update_node(
+    sh: &Shared,
+    name: &str,
+    subresource: Subresource,
+    mut edit: impl FnMut(&mut Value),
+) -> Result<std::sync::Arc<crate::sandbox::StoredObject>, ApiError> {
+    let opts = WriteOptions {
+        subresource,
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    sh.store
+        .guaranteed_update(&sh.apis.nodes, None, name, &opts, |current| {
+            let Some(current) = current else {
+                return Err(ApiError::not_found("nodes", "", name));
+            };
+            let mut node = current.value();
+            edit(&mut node);
+            Ok(node)
+        })
 }
