@@ -440,6 +440,7 @@ impl Store {
                     other => return other,
                 }
             }
+            // Apply reads the whole object, managedFields included: never the status view.
             return self.guaranteed_update(rt, namespace, name, opts, |current| {
                 let Some(current) = current else {
                     return Err(ApiError::not_found(&rt.plural, &rt.group, name));
@@ -458,13 +459,11 @@ impl Store {
         if takes_status_view(rt, opts) && fits_status_view(patch) {
             return self.patch_status_view(rt, namespace, name, patch, opts);
         }
-        self.guaranteed_update(rt, namespace, name, opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found(&rt.plural, &rt.group, name));
-            };
-            let current = served_form(rt, current.value());
-            let patched = patch::apply_patch(rt, current, patch)?;
-            self.to_storage(rt, patched)
+        self.update_object(rt, namespace, name, opts, |_, object| {
+            let served = served_form(rt, std::mem::take(object));
+            let patched = patch::apply_patch(rt, served, patch)?;
+            *object = self.to_storage(rt, patched)?;
+            Ok(())
         })
     }
 
@@ -640,64 +639,104 @@ impl Store {
                     None => continue,
                 }
             }
-            let mut desired = mutate(current.as_ref())?;
+            let desired = mutate(current.as_ref())?;
             let Some(current) = current else {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
             };
             let old = current.value();
-            admission::admit_update(rt, &old, &mut desired, opts)?;
-            let manager = opts
-                .field_manager
-                .clone()
-                .unwrap_or_else(|| "unknown".into());
-            apply::record_update(
-                rt,
-                Some(&old),
-                &mut desired,
-                &manager,
-                opts.subresource,
-                self.now(),
-            );
-            // Nothing changed: no new resourceVersion, no event (as the real server).
-            if object::equal_ignoring(&old, &desired, &[], &["resourceVersion", "managedFields"]) {
-                return Ok(current);
+            if let Some(stored) = self.commit_whole(rt, &key, &current, &old, desired, opts)? {
+                return Ok(stored);
             }
-            if opts.dry_run {
-                return Ok(Arc::new(StoredObject::new(
-                    rt.flavor,
-                    current.resource_version,
-                    &desired,
-                )?));
-            }
-            let finished = admission::deletion_finished(&desired);
-            let mut inner = self.lock();
-            let still = inner
-                .tables
-                .get(&rt.storage)
-                .and_then(|t| t.objects.get(&key));
-            if !still.is_some_and(|s| Arc::ptr_eq(s, &current)) {
-                continue; // lost the race: recompute on the new state
-            }
-            let stored = if finished {
-                self.commit(&mut inner, rt, key.clone(), None, Some(current.clone()))?
-            } else {
-                self.commit(
-                    &mut inner,
-                    rt,
-                    key.clone(),
-                    Some(Draft::Whole(desired)),
-                    Some(current.clone()),
-                )?
-            };
-            drop(inner);
-            if finished {
-                self.after_write(rt, Some(&current), None);
-            } else {
-                self.after_write(rt, Some(&current), Some(&stored));
-            }
-            return Ok(stored);
         }
         Err(ApiError::conflict(&rt.plural, &rt.group, name))
+    }
+
+    /// Read-modify-write of an existing object with optimistic concurrency: `edit`
+    /// changes a copy of the whole current object in place. The stored object is
+    /// parsed once per attempt, where [`Self::guaranteed_update`] leaves the parsing to
+    /// its closure.
+    pub fn update_object(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &WriteOptions,
+        mut edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        let key = Self::key(rt, namespace, name)?;
+        for _ in 0..MAX_WRITE_RETRIES {
+            let Some(current) = self.get_key(rt, &key) else {
+                return Err(ApiError::not_found(&rt.plural, &rt.group, name));
+            };
+            let stored = if takes_status_view(rt, opts) {
+                let old = current.try_status_view()?;
+                let mut desired = current.value();
+                edit(&current, &mut desired)?;
+                self.commit_status_view(rt, &key, &current, &old, desired, opts)?
+            } else {
+                let old = current.value();
+                let mut desired = old.clone();
+                edit(&current, &mut desired)?;
+                self.commit_whole(rt, &key, &current, &old, desired, opts)?
+            };
+            if let Some(stored) = stored {
+                return Ok(stored);
+            }
+        }
+        Err(ApiError::conflict(&rt.plural, &rt.group, name))
+    }
+
+    /// The rest of a whole-object write computed on `old`, the parsed `current`:
+    /// admission, managedFields, the no-change check, the commit. `None` when another
+    /// write committed first.
+    fn commit_whole(
+        &self,
+        rt: &ResourceType,
+        key: &ObjectKey,
+        current: &Arc<StoredObject>,
+        old: &Value,
+        mut desired: Value,
+        opts: &WriteOptions,
+    ) -> Result<Option<Arc<StoredObject>>, ApiError> {
+        admission::admit_update(rt, old, &mut desired, opts)?;
+        let manager = opts.field_manager.as_deref().unwrap_or("unknown");
+        apply::record_update(
+            rt,
+            Some(old),
+            &mut desired,
+            manager,
+            opts.subresource,
+            self.now(),
+        );
+        // Nothing changed: no new resourceVersion, no event (as the real server).
+        if object::equal_ignoring(old, &desired, &[], &["resourceVersion", "managedFields"]) {
+            return Ok(Some(current.clone()));
+        }
+        if opts.dry_run {
+            return Ok(Some(Arc::new(StoredObject::new(
+                rt.flavor,
+                current.resource_version,
+                &desired,
+            )?)));
+        }
+        let finished = admission::deletion_finished(&desired);
+        let mut inner = self.lock();
+        let still = inner
+            .tables
+            .get(&rt.storage)
+            .and_then(|t| t.objects.get(key));
+        if !still.is_some_and(|s| Arc::ptr_eq(s, current)) {
+            return Ok(None); // lost the race: recompute on the new state
+        }
+        let draft = (!finished).then_some(Draft::Whole(desired));
+        let stored = self.commit(&mut inner, rt, key.clone(), draft, Some(current.clone()))?;
+        drop(inner);
+        if finished {
+            self.after_write(rt, Some(current), None);
+        } else {
+            self.after_write(rt, Some(current), Some(&stored));
+        }
+        Ok(Some(stored))
     }
 
     /// Deletes an object. Pods bound to a node get a grace period (their
@@ -816,12 +855,8 @@ impl Store {
             subresource: Subresource::Binding,
             ..Default::default()
         };
-        self.guaranteed_update(&pods, Some(namespace), name, &opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("pods", "", name));
-            };
-            let mut pod = current.value();
-            if object::meta(&pod).is_some_and(|m| m.contains_key("deletionTimestamp")) {
+        self.update_object(&pods, Some(namespace), name, &opts, |_, pod| {
+            if object::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp")) {
                 return Err(ApiError::Conflict {
                     resource: "pods".into(),
                     group: String::new(),
@@ -829,7 +864,7 @@ impl Store {
                     message: format!("pod {name} is being deleted, cannot be assigned to a host"),
                 });
             }
-            if let Some(bound) = object::path_str(&pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
+            if let Some(bound) = object::path_str(pod, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
                 return Err(ApiError::Conflict {
                     resource: "pods".into(),
                     group: String::new(),
@@ -837,12 +872,12 @@ impl Store {
                     message: format!("pod {name} is already assigned to node \"{bound}\""),
                 });
             }
-            patch::set_path(&mut pod, &["spec", "nodeName"], json!(node));
+            patch::set_path(pod, &["spec", "nodeName"], json!(node));
             admission::set_condition(
-                &mut pod,
+                pod,
                 json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}),
             );
-            Ok(pod)
+            Ok(())
         })
     }
 
@@ -864,7 +899,7 @@ impl Store {
             let Some(current) = current else {
                 return Err(ApiError::not_found("pods", "", name));
             };
-            let mut pod = current.value();
+            let mut pod = current.try_status_view()?;
             admission::set_condition(
                 &mut pod,
                 json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,

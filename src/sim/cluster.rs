@@ -205,7 +205,8 @@ impl Shared {
                 if current.uid != uid {
                     return Err(ApiError::conflict("pods", "", &key.1));
                 }
-                let mut pod = current.value();
+                // The status view: these writes read and change nothing but status.
+                let mut pod = current.try_status_view()?;
                 edit(&mut pod);
                 Ok(pod)
             })

@@ -245,11 +245,7 @@ pub fn set_taint(sh: &Shared, name: &str, taint: Option<Value>, key: &str) {
     };
     let result = sh
         .store
-        .guaranteed_update(&sh.apis.nodes, None, name, &opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("nodes", "", name));
-            };
-            let mut node = current.value();
+        .update_object(&sh.apis.nodes, None, name, &opts, |_, node| {
             let mut list: Vec<Value> = object::path(&node, &["spec", "taints"])
                 .and_then(Value::as_array)
                 .cloned()
@@ -258,8 +254,8 @@ pub fn set_taint(sh: &Shared, name: &str, taint: Option<Value>, key: &str) {
             if let Some(t) = &taint {
                 list.push(t.clone());
             }
-            crate::sandbox::patch::set_path(&mut node, &["spec", "taints"], json!(list));
-            Ok(node)
+            crate::sandbox::patch::set_path(node, &["spec", "taints"], json!(list));
+            Ok(())
         });
     if let Err(e) = result {
         tracing::debug!(node = name, error = %e, "taint not written");
@@ -367,12 +363,8 @@ fn update_node(
         ..Default::default()
     };
     sh.store
-        .guaranteed_update(&sh.apis.nodes, None, name, &opts, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("nodes", "", name));
-            };
-            let mut node = current.value();
-            edit(&mut node);
-            Ok(node)
+        .update_object(&sh.apis.nodes, None, name, &opts, |_, node| {
+            edit(node);
+            Ok(())
         })
 }

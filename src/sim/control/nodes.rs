@@ -258,17 +258,13 @@ fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> Report {
         return Report::InLine(cached.resource_version);
     }
     let now = object::format_time(sh.now());
-    let result = sh.store.guaranteed_update(
+    let result = sh.store.update_object(
         &sh.apis.nodes,
         None,
         name,
         &kubelet_opts(Subresource::Status),
-        |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("nodes", "", name));
-            };
-            let mut node = current.value();
-            let old = object::path(&node, &["status", "conditions"])
+        |_, node| {
+            let old = object::path(node, &["status", "conditions"])
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
@@ -285,8 +281,8 @@ fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> Report {
                            "message": d.message})
                 })
                 .collect();
-            crate::sandbox::patch::set_path(&mut node, &["status", "conditions"], json!(list));
-            Ok(node)
+            crate::sandbox::patch::set_path(node, &["status", "conditions"], json!(list));
+            Ok(())
         },
     );
     match result {
