@@ -185,12 +185,13 @@ fn main() {
     {
         let cluster = sim.cluster();
         println!(
-            "cluster: {} pods cached, {} timers pending, {} watch events handled, {} relists, {} events recorded",
+            "cluster: {} pods cached, {} timers pending, {} watch events handled, {} relists, {} event writes, {} events over their source's budget",
             cluster.shared.pods.len(),
             cluster.shared.pending_timers(),
             cluster.events_handled,
             cluster.relists,
             cluster.shared.recorder.written,
+            cluster.shared.recorder.filtered,
         );
     }
     println!(

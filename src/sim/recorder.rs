@@ -2,8 +2,13 @@
 //! `involvedObject`, `reason`, `message`, `source`, `count` with aggregation of repeats,
 //! and an expiry like the API server's event TTL so a long run does not pile them up.
 //!
+//! Like client-go's event correlator, each source has an event budget per object
+//! ([`SPAM_BURST`] at once, then one per [`SPAM_REFILL`]): a crash-looping pod stops
+//! costing the API server a write per restart, as in a real cluster.
+//!
 //! Bounds: at most [`MAX_TRACKED`] distinct (object, reason, message) keys are kept for
-//! aggregation; events older than the TTL are deleted, at most [`EXPIRE_BATCH`] per call.
+//! aggregation, at most [`MAX_BUDGETS`] per-object budgets; events older than the TTL
+//! are deleted, at most [`EXPIRE_BATCH`] per call.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,6 +22,29 @@ use crate::sandbox::{Patch, ResourceType, Store, WriteOptions};
 pub const MAX_TRACKED: usize = 50_000;
 /// Expired events deleted per recorded event (keeps the cost of expiry bounded per call).
 pub const EXPIRE_BATCH: usize = 16;
+/// Events one source may write about one object at once (client-go's
+/// `defaultSpamBurst`).
+pub const SPAM_BURST: f64 = 25.0;
+/// Time to earn one more event once the burst is spent (client-go's
+/// `defaultSpamQPS`, 1/300).
+pub const SPAM_REFILL: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+/// Per source+object budgets remembered. Forgetting one only gives that object a
+/// fresh burst; a budget unused for `SPAM_BURST * SPAM_REFILL` is full anyway.
+pub const MAX_BUDGETS: usize = 262_144;
+
+/// A token bucket: `tokens` as of `at`.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    tokens: f64,
+    at: jiff::Timestamp,
+}
+
+impl Budget {
+    fn refilled(self, now: jiff::Timestamp) -> f64 {
+        let earned = now.duration_since(self.at).as_secs_f64() / SPAM_REFILL.as_secs_f64();
+        (self.tokens + earned.max(0.0)).min(SPAM_BURST)
+    }
+}
 
 /// What an event is about: the object's reference as `involvedObject` carries it.
 #[derive(Debug, Clone)]
@@ -83,8 +111,12 @@ pub struct Recorder {
     order: VecDeque<String>,
     /// (created, namespace, name) of every live event, oldest first.
     live: VecDeque<(jiff::Timestamp, String, String)>,
+    /// Per (source, host, object uid) budgets.
+    budgets: HashMap<String, Budget>,
     seq: u64,
     pub written: u64,
+    /// Events dropped because their source spent its budget for the object.
+    pub filtered: u64,
 }
 
 impl Recorder {
@@ -95,9 +127,41 @@ impl Recorder {
             tracked: HashMap::new(),
             order: VecDeque::new(),
             live: VecDeque::new(),
+            budgets: HashMap::new(),
             seq: 0,
             written: 0,
+            filtered: 0,
         }
+    }
+
+    /// Takes one event from the budget of `source` for `about`; false when it is
+    /// spent (client-go's `EventSourceObjectSpamFilter`).
+    fn spend(&mut self, about: &Involved, source: Source<'_>, now: jiff::Timestamp) -> bool {
+        let key = format!(
+            "{}/{}/{}",
+            source.component,
+            source.host.unwrap_or_default(),
+            about.uid
+        );
+        if !self.budgets.contains_key(&key) && self.budgets.len() >= MAX_BUDGETS {
+            self.budgets.retain(|_, b| b.refilled(now) < SPAM_BURST);
+            if self.budgets.len() >= MAX_BUDGETS {
+                self.budgets.clear();
+            }
+        }
+        let budget = self.budgets.entry(key).or_insert(Budget {
+            tokens: SPAM_BURST,
+            at: now,
+        });
+        let tokens = budget.refilled(now);
+        if tokens < 1.0 {
+            return false;
+        }
+        *budget = Budget {
+            tokens: tokens - 1.0,
+            at: now,
+        };
+        true
     }
 
     /// Records `reason`/`message` (type `Normal` or `Warning`) about `about`. Failures
@@ -114,6 +178,10 @@ impl Recorder {
         message: &str,
     ) {
         self.expire(store, now);
+        if !self.spend(about, source, now) {
+            self.filtered += 1;
+            return;
+        }
         let stamp = object::format_time(now);
         let key = format!(
             "{}/{}/{}/{}/{}/{}",
@@ -212,5 +280,123 @@ impl Recorder {
                 let _ = store.delete(&self.rt, Some(&ns), &name, &Default::default());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::ListOptions;
+
+    const KUBELET: Source<'static> = Source {
+        component: "kubelet",
+        host: Some("node-1"),
+    };
+
+    fn pod(uid: &str) -> Involved {
+        Involved {
+            kind: "Pod",
+            api_version: "v1",
+            namespace: "default".into(),
+            name: format!("pod-{uid}"),
+            uid: uid.into(),
+            field_path: Some("spec.containers{app}".into()),
+        }
+    }
+
+    fn setup() -> (Store, Recorder, jiff::Timestamp) {
+        let store = Store::default();
+        let rt = store.resource("", "v1", "events").expect("events resource");
+        let recorder = Recorder::new(rt, jiff::SignedDuration::from_hours(1));
+        (
+            store,
+            recorder,
+            "2026-01-01T00:00:00Z".parse().expect("time"),
+        )
+    }
+
+    /// The count of each stored event, by reason.
+    fn counts(store: &Store) -> Vec<(String, u64)> {
+        let rt = store.resource("", "v1", "events").expect("events resource");
+        let page = store
+            .list(&rt, None, &ListOptions::default())
+            .expect("list events");
+        let mut out: Vec<(String, u64)> = page
+            .items
+            .iter()
+            .map(|e| {
+                let v = e.value();
+                (
+                    v["reason"].as_str().unwrap_or_default().to_string(),
+                    v["count"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn repeats_are_counted_on_one_event() {
+        let (store, mut rec, t0) = setup();
+        for i in 0..3 {
+            let now = t0 + jiff::SignedDuration::from_secs(i);
+            rec.record(&store, now, &pod("a"), KUBELET, "Warning", "BackOff", "m");
+        }
+        rec.record(&store, t0, &pod("a"), KUBELET, "Normal", "Started", "m");
+        assert_eq!(
+            counts(&store),
+            [("BackOff".to_string(), 3), ("Started".to_string(), 1)]
+        );
+        assert_eq!((rec.written, rec.filtered), (4, 0));
+    }
+
+    #[test]
+    fn a_source_gets_a_burst_per_object_then_one_event_per_refill() {
+        let (store, mut rec, t0) = setup();
+        // 40 events at once about one pod, whatever their reasons: 25 pass.
+        for i in 0..40 {
+            let reason = if i % 2 == 0 { "Started" } else { "BackOff" };
+            rec.record(&store, t0, &pod("a"), KUBELET, "Normal", reason, "m");
+        }
+        assert_eq!((rec.written, rec.filtered), (25, 15));
+        // Another object, and another source about the same object, have their own.
+        rec.record(&store, t0, &pod("b"), KUBELET, "Normal", "Started", "m");
+        let other = Source {
+            component: "kubelet",
+            host: Some("node-2"),
+        };
+        rec.record(&store, t0, &pod("a"), other, "Normal", "Started", "m");
+        assert_eq!(rec.written, 27);
+        // Just short of one refill: still spent; at the refill: one more.
+        let almost = t0 + SPAM_REFILL - jiff::SignedDuration::from_secs(1);
+        rec.record(&store, almost, &pod("a"), KUBELET, "Normal", "Started", "m");
+        assert_eq!(rec.written, 27);
+        let refilled = t0 + SPAM_REFILL;
+        rec.record(
+            &store,
+            refilled,
+            &pod("a"),
+            KUBELET,
+            "Normal",
+            "Started",
+            "m",
+        );
+        rec.record(
+            &store,
+            refilled,
+            &pod("a"),
+            KUBELET,
+            "Normal",
+            "Started",
+            "m",
+        );
+        assert_eq!((rec.written, rec.filtered), (28, 17));
+        // Long idle: the whole burst again, never more.
+        let rested = t0 + SPAM_REFILL * 1000;
+        for _ in 0..30 {
+            rec.record(&store, rested, &pod("a"), KUBELET, "Normal", "Killing", "m");
+        }
+        assert_eq!(rec.written, 28 + 25);
     }
 }
