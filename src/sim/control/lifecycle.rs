@@ -246,7 +246,7 @@ pub fn set_taint(sh: &Shared, name: &str, taint: Option<Value>, key: &str) {
     let result = sh
         .store
         .update_object(&sh.apis.nodes, None, name, &opts, |_, node| {
-            let mut list: Vec<Value> = object::path(&node, &["spec", "taints"])
+            let mut list: Vec<Value> = object::path(node, &["spec", "taints"])
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
