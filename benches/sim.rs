@@ -149,7 +149,7 @@ fn main() {
     );
     // Let everything be scheduled and started (and the first crash loops begin).
     let cpu = thread_cpu();
-    let warmup = 120;
+    let warmup = env("WARMUP", 120);
     // Counted every simulated second: the bench's own watch must not overflow its queue.
     count_changes(&mut watch);
     let mut warm_changes = 0;

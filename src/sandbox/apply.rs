@@ -149,9 +149,18 @@ pub fn record_update(
         let meta = object::meta_mut(new);
         meta.remove("managedFields");
         if !empty {
-            let entry = json!({"manager": manager, "operation": "Update", "apiVersion": api_version_of(rt, new),
-                               "time": object::format_time(now), "fieldsType": "FieldsV1", "fieldsV1": fields});
-            object::meta_mut(new).insert("managedFields".into(), json!([entry]));
+            // Built by moving `fields` in: `json!` would copy it through the serializer.
+            let mut entry = Map::new();
+            entry.insert("manager".into(), manager.into());
+            entry.insert("operation".into(), "Update".into());
+            entry.insert("apiVersion".into(), api_version_of(rt, new).into());
+            entry.insert("time".into(), object::format_time(now).into());
+            entry.insert("fieldsType".into(), "FieldsV1".into());
+            entry.insert("fieldsV1".into(), fields);
+            object::meta_mut(new).insert(
+                "managedFields".into(),
+                Value::Array(vec![Value::Object(entry)]),
+            );
         }
         return;
     };

@@ -228,7 +228,7 @@ pub fn reconcile_taints(sh: &Shared, name: &str, view: &NodeView) {
             if list.is_empty() {
                 spec.remove("taints");
             } else {
-                spec.insert("taints".into(), json!(list));
+                spec.insert("taints".into(), Value::Array(list));
             }
         }
     });
@@ -254,7 +254,7 @@ pub fn set_taint(sh: &Shared, name: &str, taint: Option<Value>, key: &str) {
             if let Some(t) = &taint {
                 list.push(t.clone());
             }
-            crate::sandbox::patch::set_path(node, &["spec", "taints"], json!(list));
+            crate::sandbox::patch::set_path(node, &["spec", "taints"], Value::Array(list));
             Ok(())
         });
     if let Err(e) = result {

@@ -281,7 +281,7 @@ fn report_status(sh: &Shared, name: &str, heartbeat_due: bool) -> Report {
                            "message": d.message})
                 })
                 .collect();
-            crate::sandbox::patch::set_path(node, &["status", "conditions"], json!(list));
+            crate::sandbox::patch::set_path(node, &["status", "conditions"], Value::Array(list));
             Ok(())
         },
     );

@@ -13,7 +13,7 @@ use crate::sim::recorder::{Involved, Source};
 use super::script::Outcome;
 use super::spec::{Kind, PodPlan};
 use super::status::{
-    self, Act, CONDITIONS, Ctr, Phase, State, Term, TermReason, Wait, compute_phase,
+    self, Act, CONDITIONS, Ctr, Phase, State, Term, TermReason, Wait, compute_phase, object,
 };
 
 /// Time from admission to the first container start (sandbox, image).
@@ -505,27 +505,34 @@ impl PodState {
                 _ => now.as_second(),
             };
             api[k] = Some((c.status, time));
-            let mut v = json!({
-                "type": CONDITIONS[k], "status": if c.status { "True" } else { "False" },
-                "lastProbeTime": null, "lastTransitionTime": format_second(time),
-            });
+            let mut v = object([
+                ("type", CONDITIONS[k].into()),
+                ("status", if c.status { "True" } else { "False" }.into()),
+                ("lastProbeTime", Value::Null),
+                ("lastTransitionTime", format_second(time).into()),
+            ]);
             // A merge keeps fields the patch leaves out: clear a stale reason/message.
             let known = self.api_conds[k].is_some();
-            if c.reason.is_some() || known {
-                v["reason"] = json!(c.reason);
-            }
-            if c.message.is_some() || known {
-                v["message"] = json!(c.message);
+            if let Some(m) = v.as_object_mut() {
+                if c.reason.is_some() || known {
+                    m.insert("reason".into(), c.reason.into());
+                }
+                if c.message.is_some() || known {
+                    m.insert("message".into(), c.message.clone().into());
+                }
             }
             list.push(v);
         }
-        let mut st = json!({
-            "phase": phase.as_str(),
-            "conditions": list,
-            "hostIP": ip(self.host_ip), "hostIPs": [{"ip": ip(self.host_ip)}],
-            "podIP": ip(self.pod_ip), "podIPs": [{"ip": ip(self.pod_ip)}],
-            "startTime": format_time(self.start),
-        });
+        let (host_ip, pod_ip) = (ip(self.host_ip), ip(self.pod_ip));
+        let mut st = object([
+            ("phase", phase.as_str().into()),
+            ("conditions", Value::Array(list)),
+            ("hostIP", host_ip.clone().into()),
+            ("hostIPs", json!([{ "ip": host_ip }])),
+            ("podIP", pod_ip.clone().into()),
+            ("podIPs", json!([{ "ip": pod_ip }])),
+            ("startTime", format_time(self.start).into()),
+        ]);
         if let Some((end, at)) = self.end {
             if let Some((_, reason, message)) = end.forced()
                 && self.written_terminal != Some(Phase::Succeeded)
@@ -569,7 +576,7 @@ impl PodState {
             st["initContainerStatuses"] = statuses(0..self.plan.first_app);
         }
         st["containerStatuses"] = statuses(self.plan.apps());
-        (json!({ "status": st }), api, phase)
+        (object([("status", st)]), api, phase)
     }
 
     /// Writes the status if something changed and the node can talk; then, for a

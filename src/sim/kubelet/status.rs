@@ -3,7 +3,7 @@
 //! model), the kubelet-owned conditions (B4) and their JSON form.
 
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::sandbox::object::format_time;
 
@@ -328,17 +328,39 @@ fn image_id(image: &str) -> String {
     format!("{repo}@sha256:{a:016x}{b:016x}{a:016x}{b:016x}")
 }
 
+/// A JSON object of `members`, moved in (`json!` copies every `Value` it is given
+/// through the serializer).
+pub(crate) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 fn term_json(t: &Term, pod_uid: &str, ctr: usize) -> Value {
-    let mut v = json!({"exitCode": t.exit, "reason": t.reason.as_str(),
-                       "finishedAt": format_time(t.finished)});
-    if let Some(s) = t.started {
-        v["startedAt"] = json!(format_time(s));
-    }
-    if t.instance > 0 {
-        v["containerID"] = json!(container_id(pod_uid, ctr, t.instance));
-    }
-    if t.reason == TermReason::Unknown {
-        v["message"] = json!("The container could not be located when the pod was terminated");
+    let mut v = object([
+        ("exitCode", Value::from(t.exit)),
+        ("reason", Value::from(t.reason.as_str())),
+        ("finishedAt", Value::from(format_time(t.finished))),
+    ]);
+    if let Some(m) = v.as_object_mut() {
+        if let Some(s) = t.started {
+            m.insert("startedAt".into(), Value::from(format_time(s)));
+        }
+        if t.instance > 0 {
+            m.insert(
+                "containerID".into(),
+                Value::from(container_id(pod_uid, ctr, t.instance)),
+            );
+        }
+        if t.reason == TermReason::Unknown {
+            m.insert(
+                "message".into(),
+                Value::from("The container could not be located when the pod was terminated"),
+            );
+        }
     }
     v
 }
@@ -375,26 +397,36 @@ pub fn container_status(
                     )),
                 ),
             };
-            let mut w = json!({"reason": reason});
-            if let Some(m) = message {
-                w["message"] = json!(m);
-            }
-            json!({"waiting": w})
+            let w = match message {
+                Some(m) => object([("reason", reason.into()), ("message", m.into())]),
+                None => object([("reason", reason.into())]),
+            };
+            object([("waiting", w)])
         }
-        State::Running(since) => json!({"running": {"startedAt": format_time(*since)}}),
-        State::Terminated(t) => json!({"terminated": term_json(t, uid, i)}),
+        State::Running(since) => object([(
+            "running",
+            object([("startedAt", format_time(*since).into())]),
+        )]),
+        State::Terminated(t) => object([("terminated", term_json(t, uid, i))]),
     };
     let last = match &c.last {
-        Some(t) => json!({"terminated": term_json(t, uid, i)}),
-        None => json!({}),
+        Some(t) => object([("terminated", term_json(t, uid, i))]),
+        None => object([]),
     };
-    let mut v = json!({
-        "name": spec.name, "image": spec.image, "imageID": image_id(&spec.image),
-        "ready": c.ready, "restartCount": c.restarts, "started": c.running(),
-        "state": state, "lastState": last,
-    });
-    if c.starts > 0 {
-        v["containerID"] = json!(container_id(uid, i, c.starts));
+    let mut v = object([
+        ("name", spec.name.as_str().into()),
+        ("image", spec.image.as_str().into()),
+        ("imageID", image_id(&spec.image).into()),
+        ("ready", c.ready.into()),
+        ("restartCount", c.restarts.into()),
+        ("started", c.running().into()),
+        ("state", state),
+        ("lastState", last),
+    ]);
+    if c.starts > 0
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert("containerID".into(), container_id(uid, i, c.starts).into());
     }
     v
 }
