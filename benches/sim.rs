@@ -15,6 +15,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The allocator the `podwarden` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use podwarden::sandbox::{SandboxConfig, StoreConfig, WatchEvent, WatchOptions, WriteOptions};
 use podwarden::sim::{NodeShape, SimConfig, Simulation};
 use serde_json::json;
