@@ -243,16 +243,10 @@ fn record_changes(
     }
     // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
     // other entries (the create's, which owns everything) stay as they are.
-    let paths: Vec<Vec<&str>> = changed
-        .iter()
-        .chain(removed)
-        .map(|p| segments(p).collect())
-        .collect();
+    let gone = PathTrie::of(changed.iter().chain(removed))?;
     for e in entries.iter_mut() {
         if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
-            for p in &paths {
-                tree_remove(tree, p)?;
-            }
+            tree_remove(tree, &gone)?;
         }
     }
     let sub = subresource.name();
@@ -273,9 +267,7 @@ fn record_changes(
             let tree = m
                 .entry("fieldsV1".into())
                 .or_insert_with(|| Lazy::Map(LazyMap::new()));
-            for p in changed {
-                tree_insert(tree, p)?;
-            }
+            tree_insert(tree, &PathTrie::of(changed)?)?;
             m.insert("time".into(), Lazy::Value(json!(time)));
         }
         None if !changed.is_empty() => {
@@ -305,42 +297,85 @@ fn record_changes(
     Ok(())
 }
 
-/// Removes a leaf from a fieldsV1 tree, pruning parents left empty; true when `node`
-/// itself became empty.
-fn tree_remove(node: &mut Lazy<'_>, path: &[&str]) -> Result<bool, serde_json::Error> {
+/// Field paths merged by their common prefixes, so a fieldsV1 tree is walked once
+/// for all of them.
+#[derive(Debug, Default)]
+struct PathTrie<'p> {
+    /// Each next segment, with its key as the stored JSON spells it (`"f:x":`).
+    children: BTreeMap<&'p str, (Vec<u8>, PathTrie<'p>)>,
+    /// A path ends here.
+    leaf: bool,
+}
+
+impl<'p> PathTrie<'p> {
+    fn of(paths: impl IntoIterator<Item = &'p FieldPath>) -> Result<Self, serde_json::Error> {
+        let mut root = PathTrie::default();
+        for path in paths {
+            let mut node = &mut root;
+            for seg in segments(path) {
+                node = match node.children.entry(seg) {
+                    std::collections::btree_map::Entry::Occupied(e) => &mut e.into_mut().1,
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let mut key = serde_json::to_vec(seg)?;
+                        key.push(b':');
+                        &mut e.insert((key, PathTrie::default())).1
+                    }
+                };
+            }
+            node.leaf = true;
+        }
+        Ok(root)
+    }
+}
+
+/// Removes the leaves of `paths` from a fieldsV1 tree (a leaf takes its subtree),
+/// pruning parents left empty; true when `node` itself became empty.
+fn tree_remove(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<bool, serde_json::Error> {
+    // Stored bytes with none of the next keys anywhere have nothing to remove: most
+    // entries own none of the paths a status write changes, and splitting them
+    // costs a scan.
+    if let Lazy::Raw(raw) = &*node
+        && !paths
+            .children
+            .values()
+            .any(|(key, _)| memchr::memmem::find(raw, key).is_some())
+    {
+        return Ok(*raw == b"{}");
+    }
     let Some(map) = node.as_map_mut()? else {
         return Ok(false);
     };
-    match path {
-        [] => {}
-        [leaf] => {
-            map.remove(*leaf);
+    for (seg, (_, rest)) in &paths.children {
+        if rest.leaf {
+            map.remove(*seg);
+            continue;
         }
-        [head, rest @ ..] => {
-            let emptied = match map.get_mut(*head) {
-                Some(child) => tree_remove(child, rest)?,
-                None => false,
-            };
-            if emptied {
-                map.remove(*head);
-            }
+        let emptied = match map.get_mut(*seg) {
+            Some(child) => tree_remove(child, rest)?,
+            None => false,
+        };
+        if emptied {
+            map.remove(*seg);
         }
     }
     Ok(map.is_empty())
 }
 
-fn tree_insert(node: &mut Lazy<'_>, path: &str) -> Result<(), serde_json::Error> {
-    let mut cur = node;
-    for pe in segments(path) {
-        if !cur.is_object() {
-            *cur = Lazy::Map(LazyMap::new());
-        }
-        let Some(map) = cur.as_map_mut()? else {
-            return Ok(());
-        };
-        cur = map
-            .entry(pe.to_string())
+/// Adds the leaves of `paths` to a fieldsV1 tree.
+fn tree_insert(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<(), serde_json::Error> {
+    if !node.is_object() {
+        *node = Lazy::Map(LazyMap::new());
+    }
+    let Some(map) = node.as_map_mut()? else {
+        return Ok(());
+    };
+    for (seg, (_, rest)) in &paths.children {
+        let child = map
+            .entry((*seg).to_string())
             .or_insert_with(|| Lazy::Map(LazyMap::new()));
+        if !rest.children.is_empty() {
+            tree_insert(child, rest)?;
+        }
     }
     Ok(())
 }
@@ -1164,5 +1199,112 @@ mod tests {
         let tree = to_fields_v1(&set);
         assert!(tree["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"]["."].is_object());
         assert_eq!(from_fields_v1(&tree), set);
+    }
+
+    /// `record_changes` on stored bytes (the status-write path, which skips entries
+    /// whose bytes lack a key) and on parsed values gives the field sets that set
+    /// arithmetic gives: keyed list items, a leaf taking its subtree, emptied parents
+    /// pruned, emptied entries dropped.
+    #[test]
+    fn record_changes_on_stored_bytes_matches_set_arithmetic() {
+        let set = |paths: &[&str]| -> BTreeSet<FieldPath> {
+            paths.iter().map(|p| p.to_string()).collect()
+        };
+        let ready = "f:status\nf:conditions\nk:{\"type\":\"Ready\"}";
+        let creator = set(&["f:spec\nf:x", "f:metadata\nf:labels\nf:a"]);
+        let scheduler = set(&[
+            "f:status\nf:conditions\nk:{\"type\":\"PodScheduled\"}\nf:status",
+            &format!("{ready}\nf:reason"),
+        ]);
+        let kubelet = set(&[
+            &format!("{ready}\nf:status"),
+            "f:status\nf:phase",
+            "f:status\nf:state\nf:running\nf:startedAt",
+        ]);
+        let entry = |manager: &str, fields: &BTreeSet<FieldPath>| Entry {
+            manager: manager.into(),
+            operation: "Update".into(),
+            api_version: "v1".into(),
+            subresource: (manager != "creator").then(|| "status".to_string()),
+            time: "2026-01-01T00:00:00Z".into(),
+            fields: fields.clone(),
+        };
+        let stored: Vec<Vec<u8>> = [
+            entry("creator", &creator),
+            entry("default-scheduler", &scheduler),
+            entry("kubelet", &kubelet),
+        ]
+        .iter()
+        .map(|e| serde_json::to_vec(&e.to_json()).unwrap())
+        .collect();
+        let changed = set(&[
+            &format!("{ready}\nf:status"),
+            &format!("{ready}\nf:reason"),
+            "f:status\nf:state\nf:terminated\nf:exitCode",
+        ]);
+        // A leaf taking its subtree: `f:state` goes with everything under it.
+        let removed = set(&["f:status\nf:state", "f:spec\nf:x"]);
+        let gone = |fields: &BTreeSet<FieldPath>| -> BTreeSet<FieldPath> {
+            fields
+                .iter()
+                .filter(|f| {
+                    !changed
+                        .iter()
+                        .chain(&removed)
+                        .any(|g| *f == g || f.starts_with(&format!("{g}\n")))
+                })
+                .cloned()
+                .collect()
+        };
+        let mut want = vec![
+            ("creator", gone(&creator)),
+            ("default-scheduler", gone(&scheduler)),
+            ("kubelet", gone(&kubelet)),
+        ];
+        want[2].1.extend(changed.iter().cloned());
+        want.retain(|(_, fields)| !fields.is_empty());
+        let changed: Vec<FieldPath> = changed.iter().cloned().collect();
+        let removed: Vec<FieldPath> = removed.iter().cloned().collect();
+        for raw in [true, false] {
+            let values: Vec<Value> = stored
+                .iter()
+                .map(|b| serde_json::from_slice(b).unwrap())
+                .collect();
+            let mut entries: Vec<Lazy<'_>> = if raw {
+                stored.iter().map(|b| Lazy::Raw(b)).collect()
+            } else {
+                values.iter().cloned().map(Lazy::Value).collect()
+            };
+            record_changes(
+                &mut entries,
+                &changed,
+                &removed,
+                "kubelet",
+                Subresource::Status,
+                now(),
+                || "v1".into(),
+            )
+            .unwrap();
+            let got: Vec<(String, BTreeSet<FieldPath>)> = entries
+                .into_iter()
+                .map(|e| {
+                    let v = e.into_value().unwrap();
+                    (
+                        v["manager"].as_str().unwrap().to_string(),
+                        from_fields_v1(&v["fieldsV1"]),
+                    )
+                })
+                .collect();
+            let want: Vec<(String, BTreeSet<FieldPath>)> = want
+                .iter()
+                .map(|(m, f)| (m.to_string(), f.clone()))
+                .collect();
+            assert_eq!(
+                got,
+                want,
+                "entries as {}",
+                if raw { "bytes" } else { "values" }
+            );
+        }
     }
 }
