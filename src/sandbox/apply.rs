@@ -241,27 +241,37 @@ fn record_changes(
     if changed.is_empty() && removed.is_empty() {
         return Ok(());
     }
-    // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
-    // other entries (the create's, which owns everything) stay as they are.
-    let gone = PathTrie::of(changed.iter().chain(removed))?;
-    for e in entries.iter_mut() {
-        if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
-            tree_remove(tree, &gone)?;
-        }
-    }
     let sub = subresource.name();
-    let time = object::format_time(now);
     let mut mine = None;
-    for e in entries.iter_mut() {
+    for (i, e) in entries.iter_mut().enumerate() {
         let Some(m) = e.as_map_mut()? else { continue };
         let is =
             |key: &str, want: Option<&str>| m.get(key).and_then(|v| v.as_str()).as_deref() == want;
         if is("manager", Some(manager)) && is("operation", Some("Update")) && is("subresource", sub)
         {
-            mine = Some(m);
+            mine = Some(i);
             break;
         }
     }
+    // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
+    // other entries (the create's, which owns everything) stay as they are. The
+    // writer's own entry keeps the changed fields it holds and loses the removed ones.
+    let gone = PathTrie::of(changed.iter().chain(removed))?;
+    let own_gone = PathTrie::of(removed)?;
+    for (i, e) in entries.iter_mut().enumerate() {
+        let paths = if mine == Some(i) { &own_gone } else { &gone };
+        if paths.children.is_empty() {
+            continue;
+        }
+        if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
+            tree_remove(tree, paths)?;
+        }
+    }
+    let time = object::format_time(now);
+    let mine = match mine.and_then(|i| entries.get_mut(i)) {
+        Some(e) => e.as_map_mut()?,
+        None => None,
+    };
     match mine {
         Some(m) => {
             let tree = m
@@ -316,7 +326,17 @@ impl<'p> PathTrie<'p> {
                 node = match node.children.entry(seg) {
                     std::collections::btree_map::Entry::Occupied(e) => &mut e.into_mut().1,
                     std::collections::btree_map::Entry::Vacant(e) => {
-                        let mut key = serde_json::to_vec(seg)?;
+                        // `"seg":` as serde_json writes it; only `k:` segments need escapes.
+                        let plain = !seg.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+                        let mut key = if plain {
+                            let mut k = Vec::with_capacity(seg.len() + 3);
+                            k.push(b'"');
+                            k.extend_from_slice(seg.as_bytes());
+                            k.push(b'"');
+                            k
+                        } else {
+                            serde_json::to_vec(seg)?
+                        };
                         key.push(b':');
                         &mut e.insert((key, PathTrie::default())).1
                     }

@@ -651,6 +651,39 @@ impl Store {
         Err(ApiError::conflict(&rt.plural, &rt.group, name))
     }
 
+    /// Read-modify-write of a pod's status subresource on its status view (see
+    /// [`StoredObject::status_view`]): `edit` changes a copy of the current view
+    /// (metadata without managedFields, and status) in place; only status, labels,
+    /// annotations and finalizers are taken from it. For any other write this is
+    /// [`Self::update_object`] on the whole object.
+    pub fn update_status_view(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &WriteOptions,
+        mut edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        if !takes_status_view(rt, opts) {
+            return self.update_object(rt, namespace, name, opts, edit);
+        }
+        let key = Self::key(rt, namespace, name)?;
+        for _ in 0..MAX_WRITE_RETRIES {
+            let Some(current) = self.get_key(rt, &key) else {
+                return Err(ApiError::not_found(&rt.plural, &rt.group, name));
+            };
+            let old = current.try_status_view()?;
+            let mut desired = old.clone();
+            edit(&current, &mut desired)?;
+            if let Some(stored) =
+                self.commit_status_view(rt, &key, &current, &old, desired, opts)?
+            {
+                return Ok(stored);
+            }
+        }
+        Err(ApiError::conflict(&rt.plural, &rt.group, name))
+    }
+
     /// Read-modify-write of an existing object with optimistic concurrency: `edit`
     /// changes a copy of the whole current object in place. The stored object is
     /// parsed once per attempt, where [`Self::guaranteed_update`] leaves the parsing to

@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use crate::sandbox::object::format_time;
-use crate::sandbox::{DeleteOptions, Patch, Subresource, WriteOptions};
+use crate::sandbox::{ApiError, DeleteOptions, Subresource, WriteOptions};
 use crate::sim::cluster::Shared;
 use crate::sim::recorder::{Involved, Source};
 
@@ -486,9 +486,10 @@ impl PodState {
         }
     }
 
-    /// The status patch for the current state (conditions keep their
-    /// lastTransitionTime while their status stays).
-    fn status_patch(&self, now: Timestamp) -> (Value, [Option<(bool, i64)>; 4], Phase) {
+    /// The status this kubelet reports for the current state (conditions keep their
+    /// lastTransitionTime while their status stays), to merge into the stored one
+    /// with [`merge_status`].
+    fn status_report(&self, now: Timestamp) -> (Value, [Option<(bool, i64)>; 4], Phase) {
         let phase = self.phase();
         let conds = status::conditions(
             &self.plan,
@@ -559,7 +560,7 @@ impl PodState {
             self.uid.as_str(),
         );
         let statuses = |range: std::ops::Range<usize>| -> Value {
-            let mut list = vec![json!({"$patch": "replace"})];
+            let mut list = Vec::with_capacity(range.len());
             for i in range {
                 let err = self.plan.ctrs[i]
                     .script
@@ -576,7 +577,7 @@ impl PodState {
             st["initContainerStatuses"] = statuses(0..self.plan.first_app);
         }
         st["containerStatuses"] = statuses(self.plan.apps());
-        (object([("status", st)]), api, phase)
+        (st, api, phase)
     }
 
     /// Writes the status if something changed and the node can talk; then, for a
@@ -586,19 +587,31 @@ impl PodState {
             return;
         }
         if self.changed && !self.frozen {
-            let (patch, api, phase) = self.status_patch(cx.now);
+            let (report, api, phase) = self.status_report(cx.now);
             let opts = WriteOptions {
                 subresource: Subresource::Status,
                 field_manager: Some("kubelet".into()),
                 ..Default::default()
             };
             let pods = cx.sh.apis.pods.clone();
-            match cx.sh.store.patch(
+            let mut report = Some(report);
+            // A read-modify-write of the status subresource, for this pod uid only.
+            match cx.sh.store.update_status_view(
                 &pods,
                 Some(&self.namespace),
                 &self.name,
-                &Patch::Strategic(patch),
                 &opts,
+                |current, view| {
+                    if current.uid != self.uid {
+                        return Err(ApiError::conflict("pods", "", &self.name));
+                    }
+                    // A retry after a lost race merges a copy (rare).
+                    let report = report
+                        .take()
+                        .unwrap_or_else(|| self.status_report(cx.now).0);
+                    merge_status(view, report);
+                    Ok(())
+                },
             ) {
                 Ok(_) => {
                     self.changed = false;
@@ -716,4 +729,132 @@ fn format_second(s: i64) -> String {
 
 pub fn ip(a: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+}
+
+/// Merges a kubelet status report into a pod's status view as the kubelet's status
+/// manager does: conditions by type (a null field clears it; conditions others own
+/// stay, in their places), container status lists and pod IPs replaced, other fields
+/// set or, when null, cleared; fields the report leaves out stay.
+pub fn merge_status(view: &mut Value, report: Value) {
+    let Value::Object(report) = report else {
+        return;
+    };
+    let Some(root) = view.as_object_mut() else {
+        return;
+    };
+    let status = root
+        .entry("status")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if !status.is_object() {
+        *status = Value::Object(serde_json::Map::new());
+    }
+    let Some(status) = status.as_object_mut() else {
+        return;
+    };
+    for (key, value) in report {
+        match (key.as_str(), value) {
+            (_, Value::Null) => {
+                status.remove(&key);
+            }
+            ("conditions", Value::Array(reported)) => {
+                let slot = status
+                    .entry("conditions")
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if !slot.is_array() {
+                    *slot = Value::Array(Vec::new());
+                }
+                let Some(list) = slot.as_array_mut() else {
+                    continue;
+                };
+                for cond in reported {
+                    let Value::Object(cond) = cond else { continue };
+                    let at = list
+                        .iter()
+                        .position(|c| c.get("type").is_some() && c.get("type") == cond.get("type"));
+                    match at
+                        .and_then(|i| list.get_mut(i))
+                        .and_then(Value::as_object_mut)
+                    {
+                        Some(existing) => {
+                            for (k, v) in cond {
+                                if v.is_null() && k != "lastProbeTime" {
+                                    existing.remove(&k);
+                                } else {
+                                    existing.insert(k, v);
+                                }
+                            }
+                        }
+                        None => {
+                            let fresh = cond
+                                .into_iter()
+                                .filter(|(k, v)| !v.is_null() || k == "lastProbeTime")
+                                .collect();
+                            list.push(Value::Object(fresh));
+                        }
+                    }
+                }
+            }
+            (_, value) => {
+                status.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::merge_status;
+    use serde_json::json;
+
+    #[test]
+    fn a_report_merges_conditions_by_type_and_replaces_container_lists() {
+        let mut view = json!({"metadata": {"name": "p"}, "status": {
+            "phase": "Running", "qosClass": "Burstable", "reason": "Stale",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastProbeTime": null},
+                {"type": "Ready", "status": "False", "reason": "NodeNotReady", "message": "m",
+                 "lastProbeTime": null, "lastTransitionTime": "t0"},
+                {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"},
+            ],
+            "containerStatuses": [{"name": "a", "restartCount": 1}, {"name": "gone"}],
+        }});
+        merge_status(
+            &mut view,
+            json!({
+                "phase": "Succeeded", "reason": null,
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": null, "message": null,
+                     "lastProbeTime": null, "lastTransitionTime": "t1"},
+                    {"type": "Initialized", "status": "True", "reason": null,
+                     "lastProbeTime": null, "lastTransitionTime": "t1"},
+                ],
+                "containerStatuses": [{"name": "a", "restartCount": 2}],
+            }),
+        );
+        assert_eq!(
+            view,
+            json!({"metadata": {"name": "p"}, "status": {
+                "phase": "Succeeded", "qosClass": "Burstable",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastProbeTime": null},
+                    {"type": "Ready", "status": "True", "lastProbeTime": null,
+                     "lastTransitionTime": "t1"},
+                    {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager"},
+                    {"type": "Initialized", "status": "True", "lastProbeTime": null,
+                     "lastTransitionTime": "t1"},
+                ],
+                "containerStatuses": [{"name": "a", "restartCount": 2}],
+            }})
+        );
+    }
+
+    #[test]
+    fn a_report_gives_a_view_without_status_one() {
+        let mut view = json!({"metadata": {"name": "p"}});
+        merge_status(&mut view, json!({"phase": "Pending", "conditions": []}));
+        assert_eq!(
+            view,
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "conditions": []}})
+        );
+    }
 }
