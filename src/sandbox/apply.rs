@@ -256,15 +256,18 @@ fn record_changes(
     // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
     // other entries (the create's, which owns everything) stay as they are. The
     // writer's own entry keeps the changed fields it holds and loses the removed ones.
-    let gone = PathTrie::of(changed.iter().chain(removed))?;
-    let own_gone = PathTrie::of(removed)?;
+    let paths = PathTrie::of(changed, removed)?;
     for (i, e) in entries.iter_mut().enumerate() {
-        let paths = if mine == Some(i) { &own_gone } else { &gone };
-        if paths.children.is_empty() {
+        let mask = if mine == Some(i) {
+            REMOVED
+        } else {
+            CHANGED | REMOVED
+        };
+        if paths.has & mask == 0 {
             continue;
         }
         if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
-            tree_remove(tree, paths)?;
+            tree_remove(tree, &paths, mask)?;
         }
     }
     let time = object::format_time(now);
@@ -277,7 +280,7 @@ fn record_changes(
             let tree = m
                 .entry("fieldsV1".into())
                 .or_insert_with(|| Lazy::Map(LazyMap::new()));
-            tree_insert(tree, &PathTrie::of(changed)?)?;
+            tree_insert(tree, &paths)?;
             m.insert("time".into(), Lazy::Value(json!(time)));
         }
         None if !changed.is_empty() => {
@@ -307,21 +310,33 @@ fn record_changes(
     Ok(())
 }
 
-/// Field paths merged by their common prefixes, so a fieldsV1 tree is walked once
-/// for all of them.
+/// A path of [`PathTrie`] that an update changed.
+const CHANGED: u8 = 1;
+/// A path of [`PathTrie`] that an update removed.
+const REMOVED: u8 = 2;
+
+/// Changed and removed field paths merged by their common prefixes, so a fieldsV1
+/// tree is walked once for all of them.
 #[derive(Debug, Default)]
 struct PathTrie<'p> {
     /// Each next segment, with its key as the stored JSON spells it (`"f:x":`).
     children: BTreeMap<&'p str, (Vec<u8>, PathTrie<'p>)>,
-    /// A path ends here.
-    leaf: bool,
+    /// [`CHANGED`] and/or [`REMOVED`] when a path ends here.
+    leaf: u8,
+    /// The kinds of the paths at or under this node.
+    has: u8,
 }
 
 impl<'p> PathTrie<'p> {
-    fn of(paths: impl IntoIterator<Item = &'p FieldPath>) -> Result<Self, serde_json::Error> {
+    fn of(changed: &'p [FieldPath], removed: &'p [FieldPath]) -> Result<Self, serde_json::Error> {
         let mut root = PathTrie::default();
-        for path in paths {
+        let tagged = changed
+            .iter()
+            .map(|p| (p, CHANGED))
+            .chain(removed.iter().map(|p| (p, REMOVED)));
+        for (path, kind) in tagged {
             let mut node = &mut root;
+            node.has |= kind;
             for seg in segments(path) {
                 node = match node.children.entry(seg) {
                     std::collections::btree_map::Entry::Occupied(e) => &mut e.into_mut().1,
@@ -341,37 +356,45 @@ impl<'p> PathTrie<'p> {
                         &mut e.insert((key, PathTrie::default())).1
                     }
                 };
+                node.has |= kind;
             }
-            node.leaf = true;
+            node.leaf |= kind;
         }
         Ok(root)
     }
 }
 
-/// Removes the leaves of `paths` from a fieldsV1 tree (a leaf takes its subtree),
-/// pruning parents left empty; true when `node` itself became empty.
-fn tree_remove(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<bool, serde_json::Error> {
+/// Removes the leaves of the paths of kind `mask` from a fieldsV1 tree (a leaf takes
+/// its subtree), pruning parents left empty; true when `node` itself became empty.
+fn tree_remove(
+    node: &mut Lazy<'_>,
+    paths: &PathTrie<'_>,
+    mask: u8,
+) -> Result<bool, serde_json::Error> {
+    let next = || {
+        paths
+            .children
+            .iter()
+            .filter(move |(_, (_, rest))| rest.has & mask != 0)
+    };
     // Stored bytes with none of the next keys anywhere have nothing to remove: most
     // entries own none of the paths a status write changes, and splitting them
     // costs a scan.
     if let Lazy::Raw(raw) = &*node
-        && !paths
-            .children
-            .values()
-            .any(|(key, _)| memchr::memmem::find(raw, key).is_some())
+        && !next().any(|(_, (key, _))| memchr::memmem::find(raw, key).is_some())
     {
         return Ok(*raw == b"{}");
     }
     let Some(map) = node.as_map_mut()? else {
         return Ok(false);
     };
-    for (seg, (_, rest)) in &paths.children {
-        if rest.leaf {
+    for (seg, (_, rest)) in next() {
+        if rest.leaf & mask != 0 {
             map.remove(*seg);
             continue;
         }
         let emptied = match map.get_mut(*seg) {
-            Some(child) => tree_remove(child, rest)?,
+            Some(child) => tree_remove(child, rest, mask)?,
             None => false,
         };
         if emptied {
@@ -381,7 +404,7 @@ fn tree_remove(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<bool, serde_
     Ok(map.is_empty())
 }
 
-/// Adds the leaves of `paths` to a fieldsV1 tree.
+/// Adds the leaves of the changed paths to a fieldsV1 tree.
 fn tree_insert(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<(), serde_json::Error> {
     if !node.is_object() {
         *node = Lazy::Map(LazyMap::new());
@@ -390,10 +413,13 @@ fn tree_insert(node: &mut Lazy<'_>, paths: &PathTrie<'_>) -> Result<(), serde_js
         return Ok(());
     };
     for (seg, (_, rest)) in &paths.children {
+        if rest.has & CHANGED == 0 {
+            continue;
+        }
         let child = map
             .entry((*seg).to_string())
             .or_insert_with(|| Lazy::Map(LazyMap::new()));
-        if !rest.children.is_empty() {
+        if rest.children.values().any(|(_, t)| t.has & CHANGED != 0) {
             tree_insert(child, rest)?;
         }
     }
@@ -422,9 +448,12 @@ fn diff(rt: &ResourceType, old: &Value, new: &Value) -> (Vec<FieldPath>, Vec<Fie
                 if SYSTEM_METADATA.contains(&mk) {
                     continue;
                 }
+                if om.get(mk) == nm.get(mk) {
+                    continue;
+                }
                 path.clear();
-                path.push_str("f:metadata\n");
-                path.push_str(&format!("f:{mk}"));
+                path.push_str("f:metadata\nf:");
+                path.push_str(mk);
                 let mut names = vec!["metadata", mk];
                 diff_value(
                     rt,
@@ -438,8 +467,12 @@ fn diff(rt: &ResourceType, old: &Value, new: &Value) -> (Vec<FieldPath>, Vec<Fie
             }
             continue;
         }
+        if ov == nv {
+            continue;
+        }
         path.clear();
-        path.push_str(&format!("f:{key}"));
+        path.push_str("f:");
+        path.push_str(key);
         let mut names = vec![key];
         diff_value(
             rt,
@@ -510,8 +543,12 @@ fn diff_value<'a>(
     match (old, new) {
         (Some(Value::Object(o)), Some(Value::Object(n))) if !o.is_empty() && !n.is_empty() => {
             for key in union_keys(o, n) {
+                if o.get(key) == n.get(key) {
+                    continue; // most members of a written object are unchanged
+                }
                 let len = path.len();
-                push_segment(path, &format!("f:{key}"));
+                push_segment(path, "f:");
+                path.push_str(key);
                 names.push(key);
                 diff_value(rt, o.get(key), n.get(key), path, names, changed, removed);
                 names.pop();
