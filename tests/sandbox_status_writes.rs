@@ -1,7 +1,8 @@
 //! Pod status writes go through the status view of the pod (metadata and status
-//! parsed, the spec and untouched managedFields kept as stored bytes). They must store
-//! exactly what the whole-object path stores: same bytes, resourceVersions, labels,
-//! selectable fields, errors.
+//! parsed, the spec and untouched managedFields kept as stored bytes); merge patches of
+//! Events and Leases through a view of the members they name. They must store exactly
+//! what the whole-object path stores: same bytes, resourceVersions, labels, selectable
+//! fields, errors.
 //!
 //! The whole-object path is reached with the same patch plus a top-level `"$whole":
 //! null` member: a no-op for merge and strategic merge patches (a null removes an
@@ -11,8 +12,8 @@
 use std::sync::Arc;
 
 use podwarden::sandbox::{
-    Clock, DeleteOptions, Deleted, Patch, Store, StoreConfig, StoredObject, Subresource,
-    WriteOptions,
+    Clock, DeleteOptions, Deleted, Patch, ResourceType, Store, StoreConfig, StoredObject,
+    Subresource, WriteOptions,
 };
 use serde_json::{Value, json};
 
@@ -299,4 +300,140 @@ fn a_deleted_pod_is_its_last_state_at_the_delete_version() {
     assert_eq!(gone.json, serde_json::to_vec(&expected).unwrap());
     assert!(gone.resource_version > before.resource_version);
     assert_eq!(gone.fields, before.fields);
+}
+
+#[test]
+fn event_and_lease_patches_store_what_the_whole_object_path_stores() {
+    let stores = [(); 2].map(|_| {
+        Store::new(StoreConfig {
+            clock: Arc::new(Fixed),
+            ..Default::default()
+        })
+    });
+    let events = stores[0].resource("", "v1", "events").unwrap();
+    let leases = stores[0]
+        .resource("coordination.k8s.io", "v1", "leases")
+        .unwrap();
+    let kubelet = WriteOptions {
+        field_manager: Some("kubelet".into()),
+        ..Default::default()
+    };
+    for store in &stores {
+        store
+            .create(
+                &events,
+                Some("default"),
+                json!({"metadata": {"name": "web.1", "namespace": "default"},
+                       "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web",
+                                          "uid": "u1", "fieldPath": "spec.containers{app}"},
+                       "reason": "BackOff", "message": "Back-off restarting failed container",
+                       "type": "Warning", "source": {"component": "kubelet", "host": "n1"},
+                       "firstTimestamp": "2026-08-01T10:00:00Z",
+                       "lastTimestamp": "2026-08-01T10:00:00Z", "count": 1}),
+                &kubelet,
+            )
+            .unwrap();
+        store
+            .create(
+                &leases,
+                Some("default"),
+                json!({"metadata": {"name": "n1"},
+                       "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40,
+                                "renewTime": "2026-08-01T10:00:00.000000Z"}}),
+                &kubelet,
+            )
+            .unwrap();
+    }
+    let steps: Vec<(&str, &ResourceType, &str, Patch)> = vec![
+        (
+            "a count bump",
+            &events,
+            "kubelet",
+            Patch::Merge(json!({"count": 2, "lastTimestamp": "2026-08-01T10:01:00Z"})),
+        ),
+        (
+            "another manager's bump and a new message",
+            &events,
+            "recorder",
+            Patch::Merge(json!({"count": 3, "message": "again"})),
+        ),
+        (
+            "a selectable field changes",
+            &events,
+            "recorder",
+            Patch::Merge(json!({"reason": "Started", "involvedObject": {"name": "web-2"}})),
+        ),
+        (
+            "a member removed, one added, a label",
+            &events,
+            "kubelet",
+            Patch::Merge(json!({"message": null, "note": "n",
+                                "metadata": {"labels": {"a": "b"}}})),
+        ),
+        (
+            "nothing changes",
+            &events,
+            "kubelet",
+            Patch::Merge(json!({"count": 3})),
+        ),
+        (
+            "immutable metadata stays",
+            &events,
+            "kubelet",
+            Patch::Merge(json!({"metadata": {"uid": "forged", "name": "other"}, "count": 4})),
+        ),
+        (
+            "a lease renewal",
+            &leases,
+            "kubelet",
+            Patch::Merge(json!({"spec": {"renewTime": "2026-08-01T10:00:10.000000Z"}})),
+        ),
+        (
+            "a lease taken over",
+            &leases,
+            "other",
+            Patch::Strategic(
+                json!({"spec": {"holderIdentity": "n2", "leaseDurationSeconds": null}}),
+            ),
+        ),
+        (
+            "a lease spec replaced",
+            &leases,
+            "kubelet",
+            Patch::Merge(json!({"spec": null})),
+        ),
+    ];
+    for (step, rt, manager, patch) in &steps {
+        let (ns, name) = if rt.plural == "events" {
+            ("default", "web.1")
+        } else {
+            ("default", "n1")
+        };
+        let opts = |dry_run: bool| WriteOptions {
+            field_manager: Some(manager.to_string()),
+            dry_run,
+            ..Default::default()
+        };
+        for dry_run in [false, true] {
+            let a = stores[0].patch(rt, Some(ns), name, patch, &opts(dry_run));
+            let b = stores[1].patch(rt, Some(ns), name, &whole(patch), &opts(dry_run));
+            match (a, b) {
+                (Ok(a), Ok(b)) => same(&a, &b, &format!("{step} (dry run {dry_run})")),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{step}"),
+                (a, b) => panic!("{step}: {a:?} vs {b:?}"),
+            }
+        }
+    }
+    let event = stores[0]
+        .get(&events, Some("default"), "web.1")
+        .unwrap()
+        .value();
+    assert_eq!(
+        (
+            &event["count"],
+            &event["reason"],
+            &event["metadata"]["name"]
+        ),
+        (&json!(4), &json!("Started"), &json!("web.1"))
+    );
 }

@@ -187,11 +187,12 @@ impl StoredObject {
         flavor: Flavor,
         resource_version: u64,
         view: &Value,
+        members: &[&str],
         managed_fields: Vec<Lazy<'_>>,
         base: &StoredObject,
     ) -> Result<Self, ApiError> {
         let mut top = base.lazy()?;
-        for key in STATUS_VIEW_FIELDS {
+        for key in members {
             top.remove(*key);
         }
         for (k, v) in view.as_object().into_iter().flatten() {
@@ -207,7 +208,7 @@ impl StoredObject {
         let fields = fields::selectable_fields(flavor)
             .iter()
             .filter_map(|(field, path)| {
-                let value = if path.first().is_some_and(|k| STATUS_VIEW_FIELDS.contains(k)) {
+                let value = if path.first().is_some_and(|k| members.contains(k)) {
                     fields::extract_one(view, path)
                 } else {
                     base.field(field)
@@ -275,12 +276,18 @@ impl StoredObject {
     }
 
     pub(crate) fn try_status_view(&self) -> Result<Value, ApiError> {
+        self.try_view(STATUS_VIEW_FIELDS)
+    }
+
+    /// The top-level `members` of the object (those it has), parsed; `metadata`
+    /// without `managedFields`. [`StoredObject::try_status_view`] for any members.
+    pub(crate) fn try_view(&self, members: &[&str]) -> Result<Value, ApiError> {
         if !self.layout.top.is_empty() {
-            return self.status_view_from_layout();
+            return self.view_from_layout(members);
         }
         let mut top = self.lazy()?;
         let mut view = serde_json::Map::new();
-        for key in STATUS_VIEW_FIELDS {
+        for key in members {
             let Some(mut member) = top.remove(*key) else {
                 continue;
             };
@@ -294,15 +301,12 @@ impl StoredObject {
         Ok(Value::Object(view))
     }
 
-    /// [`StoredObject::try_status_view`] parsing only the members it keeps.
-    fn status_view_from_layout(&self) -> Result<Value, ApiError> {
+    /// [`StoredObject::try_view`] parsing only the members it keeps.
+    fn view_from_layout(&self, members: &[&str]) -> Result<Value, ApiError> {
         let json: &[u8] = &self.json;
         let mut view = serde_json::Map::new();
         for span in self.layout.top.iter() {
-            let Some(key) = STATUS_VIEW_FIELDS
-                .iter()
-                .find(|k| span_has_key(json, span, k))
-            else {
+            let Some(key) = members.iter().find(|k| span_has_key(json, span, k)) else {
                 continue;
             };
             let value = if *key == "metadata" && !self.layout.meta.is_empty() {

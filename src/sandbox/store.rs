@@ -28,7 +28,7 @@ use super::error::ApiError;
 use super::events;
 use super::fields::FieldSelector;
 use super::lazy::Lazy;
-use super::object::{self, ObjectKey, StoredObject};
+use super::object::{self, ObjectKey, STATUS_VIEW_FIELDS, StoredObject};
 use super::patch::{self, Patch};
 use super::resources::{Flavor, Registry, ResourceType};
 use super::watch::{Change, ChangeKind, Filter, Watch, WatchEvent, WatcherSlot};
@@ -457,7 +457,10 @@ impl Store {
             });
         }
         if takes_status_view(rt, opts) && fits_status_view(patch) {
-            return self.patch_status_view(rt, namespace, name, patch, opts);
+            return self.patch_view(rt, namespace, name, patch, STATUS_VIEW_FIELDS, opts);
+        }
+        if let Some(members) = member_view(rt, opts, patch) {
+            return self.patch_view(rt, namespace, name, patch, &members, opts);
         }
         self.update_object(rt, namespace, name, opts, |_, object| {
             let served = served_form(rt, std::mem::take(object));
@@ -467,14 +470,15 @@ impl Store {
         })
     }
 
-    /// A status patch applied to the status view of the object (see
-    /// [`takes_status_view`]).
-    fn patch_status_view(
+    /// A patch applied to a view of the object: its status view (see
+    /// [`takes_status_view`]) or the members a patch touches (see [`member_view`]).
+    fn patch_view(
         &self,
         rt: &ResourceType,
         namespace: Option<&str>,
         name: &str,
         patch: &Patch,
+        members: &[&str],
         opts: &WriteOptions,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let key = Self::key(rt, namespace, name)?;
@@ -482,10 +486,10 @@ impl Store {
             let Some(current) = self.get_key(rt, &key) else {
                 return Err(ApiError::not_found(&rt.plural, &rt.group, name));
             };
-            let old = current.try_status_view()?;
+            let old = current.try_view(members)?;
             let patched = patch::apply_patch(rt, old.clone(), patch)?;
             if let Some(stored) =
-                self.commit_status_view(rt, &key, &current, &old, patched, opts)?
+                self.commit_status_view(rt, &key, &current, members, &old, patched, opts)?
             {
                 return Ok(stored);
             }
@@ -496,11 +500,13 @@ impl Store {
     /// The rest of a status write computed on the status view `old` of `current`:
     /// admission, managedFields, the no-change check, the commit. `None` when another
     /// write committed first.
+    #[allow(clippy::too_many_arguments)]
     fn commit_status_view(
         &self,
         rt: &ResourceType,
         key: &ObjectKey,
         current: &Arc<StoredObject>,
+        members: &[&str],
         old: &Value,
         mut desired: Value,
         opts: &WriteOptions,
@@ -532,6 +538,7 @@ impl Store {
                 rt.flavor,
                 current.resource_version,
                 &desired,
+                members,
                 entries,
                 current,
             )?)));
@@ -547,6 +554,7 @@ impl Store {
         }
         let draft = (!finished).then_some(Draft::StatusView {
             view: desired,
+            members,
             managed_fields: entries,
             base: current,
         });
@@ -634,7 +642,15 @@ impl Store {
             {
                 let old = current.try_status_view()?;
                 let desired = mutate(Some(current))?;
-                match self.commit_status_view(rt, &key, current, &old, desired, opts)? {
+                match self.commit_status_view(
+                    rt,
+                    &key,
+                    current,
+                    STATUS_VIEW_FIELDS,
+                    &old,
+                    desired,
+                    opts,
+                )? {
                     Some(stored) => return Ok(stored),
                     None => continue,
                 }
@@ -675,9 +691,15 @@ impl Store {
             let old = current.try_status_view()?;
             let mut desired = old.clone();
             edit(&current, &mut desired)?;
-            if let Some(stored) =
-                self.commit_status_view(rt, &key, &current, &old, desired, opts)?
-            {
+            if let Some(stored) = self.commit_status_view(
+                rt,
+                &key,
+                &current,
+                STATUS_VIEW_FIELDS,
+                &old,
+                desired,
+                opts,
+            )? {
                 return Ok(stored);
             }
         }
@@ -705,7 +727,15 @@ impl Store {
                 let old = current.try_status_view()?;
                 let mut desired = current.value();
                 edit(&current, &mut desired)?;
-                self.commit_status_view(rt, &key, &current, &old, desired, opts)?
+                self.commit_status_view(
+                    rt,
+                    &key,
+                    &current,
+                    STATUS_VIEW_FIELDS,
+                    &old,
+                    desired,
+                    opts,
+                )?
             } else {
                 let old = current.value();
                 let mut desired = old.clone();
@@ -1082,13 +1112,21 @@ impl Store {
             (
                 Some(Draft::StatusView {
                     mut view,
+                    members,
                     managed_fields,
                     base,
                 }),
                 _,
             ) => {
                 object::meta_mut(&mut view).insert("resourceVersion".into(), json!(rv.to_string()));
-                StoredObject::from_status_view(storage_flavor, rv, &view, managed_fields, base)?
+                StoredObject::from_status_view(
+                    storage_flavor,
+                    rv,
+                    &view,
+                    members,
+                    managed_fields,
+                    base,
+                )?
             }
             (None, Some(p)) => p.with_resource_version(rv)?,
             (None, None) => return Err(ApiError::Internal("commit of nothing".into())),
@@ -1270,6 +1308,8 @@ enum Draft<'a> {
     /// managedFields; every other field as `base` stores it.
     StatusView {
         view: Value,
+        /// The top-level members `view` stands for (it lacks those the write removed).
+        members: &'a [&'a str],
         managed_fields: Vec<Lazy<'a>>,
         base: &'a StoredObject,
     },
@@ -1281,6 +1321,34 @@ enum Draft<'a> {
 /// touch stay as stored bytes.
 fn takes_status_view(rt: &ResourceType, opts: &WriteOptions) -> bool {
     rt.flavor == Flavor::Pod && rt.status_subresource && opts.subresource == Subresource::Status
+}
+
+/// The members a merge patch of an Event or a Lease needs of the object: apiVersion,
+/// kind, metadata and the top-level members the patch names. Admission of these kinds
+/// reads nothing else, so the rest of the object stays as stored bytes (an event's
+/// count bump, a lease renewal). `None` for any other write.
+fn member_view<'p>(
+    rt: &ResourceType,
+    opts: &WriteOptions,
+    patch: &'p Patch,
+) -> Option<Vec<&'p str>> {
+    if !matches!(rt.flavor, Flavor::CoreEvent | Flavor::Lease)
+        || rt.status_subresource
+        || opts.subresource != Subresource::Main
+        || !fits_status_view(patch)
+    {
+        return None;
+    }
+    let (Patch::Merge(body) | Patch::Strategic(body)) = patch else {
+        return None;
+    };
+    let mut members = vec!["apiVersion", "kind", "metadata"];
+    for key in body.as_object()?.keys() {
+        if !members.contains(&key.as_str()) {
+            members.push(key);
+        }
+    }
+    Some(members)
 }
 
 /// Whether a patch does to the status view what it does to the same fields of the
