@@ -678,32 +678,9 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
         opts: &WriteOptions,
-        mut edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
+        edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<StoredObject>, ApiError> {
-        if !takes_status_view(rt, opts) {
-            return self.update_object(rt, namespace, name, opts, edit);
-        }
-        let key = Self::key(rt, namespace, name)?;
-        for _ in 0..MAX_WRITE_RETRIES {
-            let Some(current) = self.get_key(rt, &key) else {
-                return Err(ApiError::not_found(&rt.plural, &rt.group, name));
-            };
-            let old = current.try_status_view()?;
-            let mut desired = old.clone();
-            edit(&current, &mut desired)?;
-            if let Some(stored) = self.commit_status_view(
-                rt,
-                &key,
-                &current,
-                STATUS_VIEW_FIELDS,
-                &old,
-                desired,
-                opts,
-            )? {
-                return Ok(stored);
-            }
-        }
-        Err(ApiError::conflict(&rt.plural, &rt.group, name))
+        self.edit_loop(rt, namespace, name, opts, true, edit)
     }
 
     /// Read-modify-write of an existing object with optimistic concurrency: `edit`
@@ -716,6 +693,20 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
         opts: &WriteOptions,
+        edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        self.edit_loop(rt, namespace, name, opts, false, edit)
+    }
+
+    /// The retry loop of [`Self::update_object`] and [`Self::update_status_view`]
+    /// (`on_view`: a pod status write edits its status view, not the whole pod).
+    fn edit_loop(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &WriteOptions,
+        on_view: bool,
         mut edit: impl FnMut(&Arc<StoredObject>, &mut Value) -> Result<(), ApiError>,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let key = Self::key(rt, namespace, name)?;
@@ -725,17 +716,14 @@ impl Store {
             };
             let stored = if takes_status_view(rt, opts) {
                 let old = current.try_status_view()?;
-                let mut desired = current.value();
+                let mut desired = if on_view {
+                    old.clone()
+                } else {
+                    current.value()
+                };
                 edit(&current, &mut desired)?;
-                self.commit_status_view(
-                    rt,
-                    &key,
-                    &current,
-                    STATUS_VIEW_FIELDS,
-                    &old,
-                    desired,
-                    opts,
-                )?
+                let view = STATUS_VIEW_FIELDS;
+                self.commit_status_view(rt, &key, &current, view, &old, desired, opts)?
             } else {
                 let old = current.value();
                 let mut desired = old.clone();

@@ -373,24 +373,17 @@ mod tests {
         rec.record(&store, almost, &pod("a"), KUBELET, "Normal", "Started", "m");
         assert_eq!(rec.written, 27);
         let refilled = t0 + SPAM_REFILL;
-        rec.record(
-            &store,
-            refilled,
-            &pod("a"),
-            KUBELET,
-            "Normal",
-            "Started",
-            "m",
-        );
-        rec.record(
-            &store,
-            refilled,
-            &pod("a"),
-            KUBELET,
-            "Normal",
-            "Started",
-            "m",
-        );
+        for _ in 0..2 {
+            rec.record(
+                &store,
+                refilled,
+                &pod("a"),
+                KUBELET,
+                "Normal",
+                "Started",
+                "m",
+            );
+        }
         assert_eq!((rec.written, rec.filtered), (28, 17));
         // Long idle: the whole burst again, never more.
         let rested = t0 + SPAM_REFILL * 1000;
