@@ -104,6 +104,7 @@ fn main() {
         seed: 42,
         speed: None,
         start: None,
+        ..SimConfig::default()
     };
     let cpu0 = thread_cpu();
     let started = Instant::now();

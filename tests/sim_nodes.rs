@@ -593,3 +593,48 @@ async fn podgc_fails_unscheduled_terminating_pods() {
     advance(&sim, 1);
     assert!(try_get(&sim, "held").await.is_none());
 }
+
+#[tokio::test]
+async fn podgc_deletes_the_oldest_terminated_pods_above_its_threshold() {
+    // kube-controller-manager's --terminated-pod-gc-threshold, set low (default 12,500).
+    let sim = cluster_with(podwarden::sim::SimConfig {
+        nodes: 2,
+        terminated_pod_gc_threshold: 3,
+        ..stepped()
+    })
+    .await;
+    assert_eq!(
+        podwarden::sim::SimConfig::default().terminated_pod_gc_threshold,
+        12_500
+    );
+    // Created a second apart (PodGC goes by creation time), each done in 2 s; one runs on.
+    for i in 0..6 {
+        create(
+            &sim,
+            pod(
+                &format!("job-{i}"),
+                "Never",
+                &[],
+                &[c("app", "run=2s exit=0")],
+            ),
+        )
+        .await;
+        advance(&sim, 1);
+    }
+    create(&sim, pod("server", "Always", &[], &[c("app", "forever")])).await;
+    advance(&sim, 30); // every job done, and at least one PodGC pass (every 20 s)
+    let mut left = Vec::new();
+    for i in 0..6 {
+        let name = format!("job-{i}");
+        if let Some(p) = try_get(&sim, &name).await {
+            assert_eq!(phase(&p), "Succeeded", "{name}");
+            left.push(name);
+        }
+    }
+    assert_eq!(left, ["job-3", "job-4", "job-5"], "the three newest stay");
+    assert_eq!(
+        phase(&get(&sim, "server").await),
+        "Running",
+        "running pods are not counted"
+    );
+}

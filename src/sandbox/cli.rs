@@ -58,6 +58,10 @@ pub struct SimArgs {
     /// Pods each node accepts.
     #[arg(long, default_value_t = 110, value_parser = clap::value_parser!(u64).range(1..))]
     pub node_pods: u64,
+    /// Terminated pods kept before PodGC deletes the oldest (0: keep them all), as
+    /// kube-controller-manager's flag of the same name.
+    #[arg(long, default_value_t = crate::sim::control::podgc::TERMINATED_THRESHOLD)]
+    pub terminated_pod_gc_threshold: usize,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -82,6 +86,7 @@ impl SimArgs {
             seed: self.seed,
             speed: Some(self.speed),
             start: None,
+            terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
         }
     }
 }

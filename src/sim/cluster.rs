@@ -266,6 +266,9 @@ impl Cluster {
             relists: 0,
             events_handled: 0,
         };
+        cluster
+            .control
+            .set_terminated_pod_gc_threshold(config.terminated_pod_gc_threshold);
         cluster.control.start(&mut cluster.shared);
         cluster.scheduler.start(&mut cluster.shared);
         cluster.kubelet.start(&mut cluster.shared);

@@ -116,6 +116,11 @@ impl Control {
         self.nodes.register(sh, name)
     }
 
+    /// PodGC's `--terminated-pod-gc-threshold` (0: terminated pods are kept).
+    pub fn set_terminated_pod_gc_threshold(&mut self, threshold: usize) {
+        self.podgc.terminated_threshold = threshold;
+    }
+
     /// Pods PodGC deleted so far.
     pub fn podgc_deleted(&self) -> u64 {
         self.podgc.deleted

@@ -88,6 +88,9 @@ pub struct SimConfig {
     pub speed: Option<f64>,
     /// Simulated time at start (default: the wall clock, whole seconds).
     pub start: Option<jiff::Timestamp>,
+    /// Terminated pods PodGC keeps before deleting the oldest (kube-controller-manager's
+    /// `--terminated-pod-gc-threshold`, 12,500 by default; 0 keeps them all).
+    pub terminated_pod_gc_threshold: usize,
 }
 
 impl Default for SimConfig {
@@ -98,6 +101,7 @@ impl Default for SimConfig {
             seed: 1,
             speed: Some(1.0),
             start: None,
+            terminated_pod_gc_threshold: control::podgc::TERMINATED_THRESHOLD,
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn stepped() -> SimConfig {
         seed: 7,
         speed: None,
         start: Some(jiff::Timestamp::from_second(START).expect("valid start")),
+        ..SimConfig::default()
     }
 }
 

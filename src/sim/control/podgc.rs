@@ -5,7 +5,9 @@
 //! - terminating pods on nodes tainted `out-of-service` that are not Ready: phase
 //!   Failed, then deleted with grace 0;
 //! - unscheduled terminating pods: deleted;
-//! - terminated pods above [`TERMINATED_THRESHOLD`]: the oldest deleted.
+//! - terminated pods above the threshold (kube-controller-manager's
+//!   `--terminated-pod-gc-threshold`, [`TERMINATED_THRESHOLD`] unless configured; 0
+//!   turns this off): the oldest deleted.
 //!
 //! Works from the control plane's pod index: a pass reads the pods of missing or
 //! out-of-service nodes and the terminated set's head, never all pods.
@@ -28,10 +30,22 @@ pub const TERMINATED_THRESHOLD: usize = 12_500;
 
 /// Nodes seen missing while pods are bound to them, since when (bound: nodes that
 /// held pods).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PodGc {
     missing: BTreeMap<String, jiff::Timestamp>,
     pub deleted: u64,
+    /// Terminated pods kept before the oldest are deleted; 0: never.
+    pub terminated_threshold: usize,
+}
+
+impl Default for PodGc {
+    fn default() -> Self {
+        PodGc {
+            missing: BTreeMap::new(),
+            deleted: 0,
+            terminated_threshold: TERMINATED_THRESHOLD,
+        }
+    }
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -53,7 +67,10 @@ impl PodGc {
     pub fn pass(&mut self, sh: &Shared, index: &PodIndex, views: &BTreeMap<String, NodeView>) {
         let now = sh.now();
         // Terminated pods above the threshold, oldest first.
-        let excess = index.terminated.len().saturating_sub(TERMINATED_THRESHOLD);
+        let excess = match self.terminated_threshold {
+            0 => 0,
+            keep => index.terminated.len().saturating_sub(keep),
+        };
         let oldest: Vec<ObjectKey> = index
             .terminated
             .iter()
