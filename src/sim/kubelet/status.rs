@@ -331,12 +331,11 @@ fn image_id(image: &str) -> String {
 /// A JSON object of `members`, moved in (`json!` copies every `Value` it is given
 /// through the serializer).
 pub(crate) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(
-        members
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
-    )
+    let mut map = serde_json::Map::new();
+    for (k, v) in members {
+        map.insert(k.to_string(), v);
+    }
+    Value::Object(map)
 }
 
 fn term_json(t: &Term, pod_uid: &str, ctr: usize) -> Value {
