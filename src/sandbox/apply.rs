@@ -242,8 +242,17 @@ fn record_changes(
         return Ok(());
     }
     let sub = subresource.name();
+    // Stored entries are only split when they may matter: their fieldsV1 comes before
+    // `manager` in the bytes, so splitting one scans all of its fields.
+    let mut manager_member = b"\"manager\":".to_vec();
+    manager_member.extend(serde_json::to_vec(manager)?);
     let mut mine = None;
     for (i, e) in entries.iter_mut().enumerate() {
+        if let Lazy::Raw(raw) = e
+            && memchr::memmem::find(raw, &manager_member).is_none()
+        {
+            continue;
+        }
         let Some(m) = e.as_map_mut()? else { continue };
         let is =
             |key: &str, want: Option<&str>| m.get(key).and_then(|v| v.as_str()).as_deref() == want;
@@ -264,6 +273,11 @@ fn record_changes(
             CHANGED | REMOVED
         };
         if paths.has & mask == 0 {
+            continue;
+        }
+        if let Lazy::Raw(raw) = e
+            && !paths.mentioned_in(raw, mask)
+        {
             continue;
         }
         if let Some(tree) = e.as_map_mut()?.and_then(|m| m.get_mut("fieldsV1")) {
@@ -298,16 +312,34 @@ fn record_changes(
     }
     let mut keep = Vec::with_capacity(entries.len());
     for mut e in entries.drain(..) {
-        let owns = e
-            .as_map_mut()?
-            .and_then(|m| m.get("fieldsV1"))
-            .is_some_and(Lazy::is_nonempty_object);
+        let owns = match raw_fields_nonempty(&e) {
+            Some(owns) => owns,
+            None => e
+                .as_map_mut()?
+                .and_then(|m| m.get("fieldsV1"))
+                .is_some_and(Lazy::is_nonempty_object),
+        };
         if owns {
             keep.push(e);
         }
     }
     *entries = keep;
     Ok(())
+}
+
+/// Whether a stored (still unsplit) managedFields entry has fields, read off its bytes:
+/// `"fieldsV1":` occurs once in an entry, since every key inside fieldsV1 starts with
+/// a prefix (`f:`, `k:`, `v:`, `i:`) or is `.`. `None` when `entry` is not bytes.
+fn raw_fields_nonempty(entry: &Lazy<'_>) -> Option<bool> {
+    let Lazy::Raw(raw) = entry else {
+        return None;
+    };
+    const KEY: &[u8] = b"\"fieldsV1\":";
+    Some(
+        memchr::memmem::find(raw, KEY)
+            .and_then(|at| raw.get(at + KEY.len()..at + KEY.len() + 2))
+            .is_some_and(|v| v[0] == b'{' && v[1] != b'}'),
+    )
 }
 
 /// A path of [`PathTrie`] that an update changed.
@@ -328,6 +360,14 @@ struct PathTrie<'p> {
 }
 
 impl<'p> PathTrie<'p> {
+    /// Whether any next key of a path of kind `mask` occurs in `raw`: without one,
+    /// the stored bytes hold nothing to remove.
+    fn mentioned_in(&self, raw: &[u8], mask: u8) -> bool {
+        self.children
+            .values()
+            .any(|(key, rest)| rest.has & mask != 0 && memchr::memmem::find(raw, key).is_some())
+    }
+
     fn of(changed: &'p [FieldPath], removed: &'p [FieldPath]) -> Result<Self, serde_json::Error> {
         let mut root = PathTrie::default();
         let tagged = changed
@@ -381,7 +421,7 @@ fn tree_remove(
     // entries own none of the paths a status write changes, and splitting them
     // costs a scan.
     if let Lazy::Raw(raw) = &*node
-        && !next().any(|(_, (key, _))| memchr::memmem::find(raw, key).is_some())
+        && !paths.mentioned_in(raw, mask)
     {
         return Ok(*raw == b"{}");
     }
@@ -1286,10 +1326,13 @@ mod tests {
             time: "2026-01-01T00:00:00Z".into(),
             fields: fields.clone(),
         };
+        // An entry none of the write's paths touch stays as stored bytes.
+        let untouched = set(&["f:metadata\nf:annotations\nf:z"]);
         let stored: Vec<Vec<u8>> = [
             entry("creator", &creator),
             entry("default-scheduler", &scheduler),
             entry("kubelet", &kubelet),
+            entry("annotator", &untouched),
         ]
         .iter()
         .map(|e| serde_json::to_vec(&e.to_json()).unwrap())
@@ -1317,6 +1360,7 @@ mod tests {
             ("creator", gone(&creator)),
             ("default-scheduler", gone(&scheduler)),
             ("kubelet", gone(&kubelet)),
+            ("annotator", untouched.clone()),
         ];
         want[2].1.extend(changed.iter().cloned());
         want.retain(|(_, fields)| !fields.is_empty());
