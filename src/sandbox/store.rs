@@ -497,9 +497,9 @@ impl Store {
         Err(ApiError::conflict(&rt.plural, &rt.group, name))
     }
 
-    /// The rest of a status write computed on the status view `old` of `current`:
-    /// admission, managedFields, the no-change check, the commit. `None` when another
-    /// write committed first.
+    /// The rest of a write computed on a view `old` of `current` (its status view, or
+    /// the `members` a patch names): admission, managedFields, the no-change check, the
+    /// commit. `None` when another write committed first.
     #[allow(clippy::too_many_arguments)]
     fn commit_status_view(
         &self,
@@ -946,18 +946,14 @@ impl Store {
             subresource: Subresource::Status,
             ..Default::default()
         };
-        self.guaranteed_update(&pods, Some(namespace), name, &status, |current| {
-            let Some(current) = current else {
-                return Err(ApiError::not_found("pods", "", name));
-            };
-            let mut pod = current.try_status_view()?;
+        self.update_status_view(&pods, Some(namespace), name, &status, |_, pod| {
             admission::set_condition(
-                &mut pod,
+                pod,
                 json!({"type": "DisruptionTarget", "status": "True", "lastProbeTime": null,
                        "lastTransitionTime": now, "reason": "EvictionByEvictionAPI",
                        "message": "Eviction API: evicting"}),
             );
-            Ok(pod)
+            Ok(())
         })?;
         self.delete(&pods, Some(namespace), name, opts)
     }

@@ -197,19 +197,20 @@ impl Shared {
             field_manager: Some(manager.into()),
             ..Default::default()
         };
-        self.store
-            .guaranteed_update(&self.apis.pods, Some(&key.0), &key.1, &opts, |current| {
-                let Some(current) = current else {
-                    return Err(ApiError::not_found("pods", "", &key.1));
-                };
+        // The status view: these writes read and change nothing but status.
+        self.store.update_status_view(
+            &self.apis.pods,
+            Some(&key.0),
+            &key.1,
+            &opts,
+            |current, pod| {
                 if current.uid != uid {
                     return Err(ApiError::conflict("pods", "", &key.1));
                 }
-                // The status view: these writes read and change nothing but status.
-                let mut pod = current.try_status_view()?;
-                edit(&mut pod);
-                Ok(pod)
-            })
+                edit(pod);
+                Ok(())
+            },
+        )
     }
 
     pub fn node_sim(&self, node: &str) -> NodeSim {
