@@ -184,6 +184,68 @@ async fn missing_required_fields_are_invalid_with_causes() {
     );
 }
 
+/// A member of the wrong type is a 400 naming the member (the real server's decoding
+/// error), for a create, an update and a status write, and nothing is stored.
+#[tokio::test]
+async fn ill_typed_members_are_bad_requests_naming_them() {
+    let (_s, client) = sandbox().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let raw: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ApiResource::erase::<Pod>(&()));
+    let bad_message = |r: Result<DynamicObject, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"), "{s:?}");
+            s.message
+        }
+        other => panic!("expected 400, got {other:?}"),
+    };
+    let containers_a_string: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "typo"},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "ports": "80"}]}
+    }))
+    .unwrap();
+    let message = bad_message(
+        raw.create(&PostParams::default(), &containers_a_string)
+            .await,
+    );
+    assert!(
+        message.starts_with("Pod in version \"v1\" cannot be handled as a Pod: ")
+            && message.contains("spec.containers[0].ports"),
+        "{message}"
+    );
+    assert_eq!(status(pods.get("typo").await), (404, "NotFound".into()));
+
+    let created = pods
+        .create(&PostParams::default(), &pod("web"))
+        .await
+        .unwrap();
+    let status_patch = json!({"status": {"conditions": [{"type": "Ready", "status": true}]}});
+    let message = bad_message(
+        raw.patch_status("web", &PatchParams::default(), &Patch::Merge(&status_patch))
+            .await,
+    );
+    assert!(message.contains("status.conditions[0].status"), "{message}");
+    let label_patch = json!({"metadata": {"labels": {"app": 7}}});
+    let message = bad_message(
+        raw.patch("web", &PatchParams::default(), &Patch::Merge(&label_patch))
+            .await,
+    );
+    assert!(message.contains("metadata.labels.app"), "{message}");
+    assert_eq!(rv(&pods.get("web").await.unwrap()), rv(&created));
+
+    let nodes: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<Node>(&()));
+    let bad_node: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "spec": {"unschedulable": "yes"}
+    }))
+    .unwrap();
+    let message = bad_message(nodes.create(&PostParams::default(), &bad_node).await);
+    assert!(
+        message.contains("Node") && message.contains("spec.unschedulable"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn create_existing_is_already_exists_and_stale_update_is_conflict() {
     let (_s, client) = sandbox().await;

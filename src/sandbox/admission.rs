@@ -204,10 +204,47 @@ pub fn admit_create(
         Flavor::Node | Flavor::Lease => {}
     }
     if causes.is_empty() {
-        Ok(())
+        check_typed(rt, object)
     } else {
         Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes))
     }
+}
+
+/// The object must read as its kind's typed API object, as the real server decodes
+/// every body into its Go type: a member of the wrong type is a 400 naming it
+/// (`Pod in version "v1" cannot be handled as a Pod: spec.containers: invalid type:
+/// ...`), never a stored object that clients and the simulated components cannot
+/// read. Checked after validation, which reports missing required fields as 422.
+pub fn check_typed(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    use k8s_openapi::api::coordination::v1 as coordination;
+    use k8s_openapi::api::core::v1 as core;
+    fn decodes<T: serde::de::DeserializeOwned>(object: &Value) -> Result<(), String> {
+        serde_path_to_error::deserialize::<_, T>(object)
+            .map(drop)
+            .map_err(|e| match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                path => format!("{path}: {}", e.inner()),
+            })
+    }
+    let result = match rt.flavor {
+        Flavor::Pod => decodes::<core::Pod>(object),
+        Flavor::Node => decodes::<core::Node>(object),
+        Flavor::Namespace => decodes::<core::Namespace>(object),
+        Flavor::CoreEvent | Flavor::EventsV1 => decodes::<core::Event>(object),
+        Flavor::Lease => decodes::<coordination::Lease>(object),
+        Flavor::Crd | Flavor::Custom => Ok(()),
+    };
+    result.map_err(|why| {
+        let kind = if rt.flavor == Flavor::EventsV1 {
+            "Event"
+        } else {
+            rt.kind.as_str()
+        };
+        ApiError::BadRequest(format!(
+            "{kind} in version \"{}\" cannot be handled as a {kind}: {why}",
+            rt.version
+        ))
+    })
 }
 
 /// What an update may change: identity and system metadata are kept; the status
@@ -325,6 +362,7 @@ pub fn admit_update(
         let name = meta_str(old, "name").unwrap_or_default().to_string();
         return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
     }
+    check_typed(rt, new)?;
     if spec_changed(rt, old, new) {
         let generation = old_meta
             .get("generation")
