@@ -345,6 +345,64 @@ async fn a_toleration_without_seconds_never_expires() {
     assert_eq!(condition(&p, "DisruptionTarget"), None);
 }
 
+/// A bound pod's tolerations may change (their tolerationSeconds): the taint manager
+/// looks at the pod again, and a toleration made to last for ever cancels the
+/// scheduled deletion with upstream's "Cancelling deletion" event.
+#[tokio::test]
+async fn a_toleration_changed_on_a_bound_pod_cancels_its_deletion() {
+    let sim = cluster(1).await;
+    create(
+        &sim,
+        pod("kept", "Always", &[], &[c("app", "run=1s forever")]),
+    )
+    .await;
+    advance(&sim, 1);
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("fault");
+    // Tainted unreachable after the 40 s grace; the default toleration is 300 s.
+    advance(&sim, 100);
+    let current = get(&sim, "kept").await;
+    let mut tolerations = serde_json::to_value(
+        current
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.clone())
+            .expect("default tolerations"),
+    )
+    .expect("tolerations");
+    let mut changed = false;
+    for t in tolerations.as_array_mut().into_iter().flatten() {
+        if t["key"] == "node.kubernetes.io/unreachable" {
+            t.as_object_mut().map(|m| m.remove("tolerationSeconds"));
+            changed = true;
+        }
+    }
+    assert!(changed, "{tolerations}");
+    let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
+    api.patch(
+        "kept",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"tolerations": tolerations}})),
+    )
+    .await
+    .expect("tolerations may change their seconds");
+    advance(&sim, 600);
+    let p = get(&sim, "kept").await;
+    assert!(p.metadata.deletion_timestamp.is_none(), "not deleted");
+    assert_eq!(condition(&p, "DisruptionTarget"), None);
+    let events: Api<Event> = Api::namespaced(sim.client().expect("client"), "default");
+    let messages: Vec<String> = events
+        .list(&ListParams::default().fields("involvedObject.name=kept"))
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("TaintManagerEviction"))
+        .filter_map(|e| e.message)
+        .collect();
+    assert_eq!(messages, ["Cancelling deletion of Pod default/kept"]);
+}
+
 /// Watches pod `name` from its current version; returns the stream of its changes.
 async fn watch_pod(
     sim: &SimHandle,

@@ -179,10 +179,9 @@ impl Control {
         } else {
             self.pods.unbound_terminating.remove(&key);
         }
-        if newly_bound
-            && !terminal
-            && let Some(view) = node.as_ref().and_then(|n| self.views.get(n))
-        {
+        // Every change of a pod on a NoExecute-tainted node, not only its binding:
+        // tolerations added to a bound pod may cancel its scheduled deletion.
+        if !terminal && let Some(view) = node.as_ref().and_then(|n| self.views.get(n)) {
             let taints = view.no_execute();
             if !taints.is_empty() {
                 self.taints.process(sh, &key, &taints);

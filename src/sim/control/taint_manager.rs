@@ -3,7 +3,9 @@
 //! tolerations carry `tolerationSeconds` is deleted when the shortest expires, counted
 //! from the taint's `timeAdded`; a toleration without `tolerationSeconds` never expires.
 //! The deletion is a DisruptionTarget condition (`DeletionByTaintManager`), then a
-//! graceful delete. Scheduled deletions are cancelled when the taints go.
+//! graceful delete. Scheduled deletions are cancelled when the taints go, or when
+//! tolerations added to the pod tolerate them for ever; every change of a pod on a
+//! tainted node is looked at again, as upstream's pod update handler does.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,7 +13,7 @@ use k8s_openapi::api::core::v1::{Taint, Toleration};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::sandbox::object::{self, ObjectKey};
+use crate::sandbox::object::{self, ObjectKey, StoredObject};
 use crate::sandbox::{DeleteOptions, admission};
 
 use super::super::cluster::{Shared, Timer as AnyTimer};
@@ -70,18 +72,7 @@ impl TaintManager {
             return;
         }
         if taints.is_empty() {
-            if self.scheduled.remove(key).is_some() {
-                let now = sh.now();
-                sh.recorder.record(
-                    &sh.store,
-                    now,
-                    &Involved::pod(&pod),
-                    SOURCE,
-                    "Normal",
-                    "TaintManagerEviction",
-                    &format!("Cancelling deletion of Pod {}/{}", key.0, key.1),
-                );
-            }
+            self.cancel(sh, key, &pod);
             return;
         }
         let tolerations = serde_json::from_slice::<TolerationsOnly>(&pod.json)
@@ -99,7 +90,7 @@ impl TaintManager {
         let at = if all_tolerated {
             // Shortest tolerationSeconds among those used; none: tolerated for ever.
             let Some(seconds) = used.iter().filter_map(|t| t.toleration_seconds).min() else {
-                self.scheduled.remove(key);
+                self.cancel(sh, key, &pod);
                 return;
             };
             let start = taints
@@ -141,6 +132,22 @@ impl TaintManager {
                 seq,
             }),
         );
+    }
+
+    /// Cancels the scheduled deletion of `pod`, if any, with the upstream event.
+    fn cancel(&mut self, sh: &mut Shared, key: &ObjectKey, pod: &StoredObject) {
+        if self.scheduled.remove(key).is_some() {
+            let now = sh.now();
+            sh.recorder.record(
+                &sh.store,
+                now,
+                &Involved::pod(pod),
+                SOURCE,
+                "Normal",
+                "TaintManagerEviction",
+                &format!("Cancelling deletion of Pod {}/{}", key.0, key.1),
+            );
+        }
     }
 
     /// A scheduled deletion is due.
