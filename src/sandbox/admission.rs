@@ -302,9 +302,9 @@ pub fn admit_update(
                 // move with a status write) stays as it was. Copied only where the write
                 // differs, so a status write does not copy the whole object.
                 keep_except(old, new, &["status", "metadata"]);
-                if let (Some(old_m), Some(new_m)) = (meta(old), new.get_mut("metadata")) {
+                if let (Some(old_m), Some(new_m)) = (old.get("metadata"), new.get_mut("metadata")) {
                     let movable = ["labels", "annotations", "finalizers", "managedFields"];
-                    keep_except(&without(old_m, &movable), new_m, &movable);
+                    keep_except(old_m, new_m, &movable);
                 }
             }
             Subresource::Binding => {}
@@ -397,15 +397,6 @@ fn keep_except(from: &Value, to: &mut Value, except: &[&str]) {
         }
         to.insert(k.clone(), v.clone());
     }
-}
-
-fn without(map: &Map<String, Value>, keys: &[&str]) -> Value {
-    Value::Object(
-        map.iter()
-            .filter(|(k, _)| !keys.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
 }
 
 fn copy_field(from: &Value, to: &mut Value, key: &str) {
