@@ -696,3 +696,55 @@ async fn podgc_deletes_the_oldest_terminated_pods_above_its_threshold() {
         "running pods are not counted"
     );
 }
+
+/// Above the threshold PodGC deletes evicted pods before any other, whatever their age
+/// (upstream's `byEvictionAndCreationTimestamp`), then the oldest.
+#[tokio::test]
+async fn podgc_deletes_evicted_pods_first() {
+    let sim = cluster_with(podwarden::sim::SimConfig {
+        nodes: 2,
+        terminated_pod_gc_threshold: 3,
+        ..stepped()
+    })
+    .await;
+    let on = |mut p: serde_json::Value, node: &str| {
+        p["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": node});
+        p
+    };
+    for i in 0..6 {
+        let job = pod(
+            &format!("job-{i}"),
+            "Never",
+            &[],
+            &[c("app", "run=2s exit=0")],
+        );
+        create(&sim, on(job, "node-0")).await;
+        advance(&sim, 1);
+    }
+    // The newest terminated pod, but evicted.
+    let server = pod("evicted", "Always", &[], &[c("app", "forever")]);
+    create(&sim, on(server, "node-1")).await;
+    advance(&sim, 1);
+    sim.apply_fault("node-1", NodeFault::MemoryPressure)
+        .expect("fault");
+    advance(&sim, 5);
+    let p = get(&sim, "evicted").await;
+    assert_eq!(
+        (phase(&p), p.status.and_then(|s| s.reason)),
+        ("Failed".to_string(), Some("Evicted".to_string()))
+    );
+    advance(&sim, 30); // at least one PodGC pass (every 20 s)
+    let mut left = Vec::new();
+    for name in [
+        "job-0", "job-1", "job-2", "job-3", "job-4", "job-5", "evicted",
+    ] {
+        if try_get(&sim, name).await.is_some() {
+            left.push(name);
+        }
+    }
+    assert_eq!(
+        left,
+        ["job-3", "job-4", "job-5"],
+        "evicted first, then the oldest"
+    );
+}

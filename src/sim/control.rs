@@ -49,8 +49,10 @@ pub enum Timer {
 pub struct PodIndex {
     pub by_node: HashMap<String, BTreeSet<ObjectKey>>,
     pods: HashMap<ObjectKey, Indexed>,
-    /// (creation time in seconds, key) of terminated pods, oldest first.
-    pub terminated: BTreeSet<(i64, ObjectKey)>,
+    /// Terminated pods in the order PodGC deletes them (upstream's
+    /// `byEvictionAndCreationTimestamp`): evicted pods first, then by creation time
+    /// (seconds) and name.
+    pub terminated: BTreeSet<(GcOrder, ObjectKey)>,
     pub unbound_terminating: BTreeSet<ObjectKey>,
 }
 
@@ -58,13 +60,30 @@ pub struct PodIndex {
 struct Indexed {
     uid: String,
     node: Option<String>,
-    terminated: Option<i64>,
+    terminated: Option<GcOrder>,
 }
+
+/// Where a terminated pod stands in PodGC's deletion order: `(not evicted, created)`.
+pub type GcOrder = (bool, i64);
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 struct MetaOnly {
     metadata: MetaView,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct TerminatedView {
+    metadata: MetaView,
+    status: ReasonView,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct ReasonView {
+    phase: Option<String>,
+    reason: Option<String>,
 }
 
 impl PodIndex {
@@ -78,8 +97,8 @@ impl PodIndex {
                 self.by_node.remove(node);
             }
         }
-        if let Some(created) = old.terminated {
-            self.terminated.remove(&(created, key.clone()));
+        if let Some(order) = old.terminated {
+            self.terminated.remove(&(order, key.clone()));
         }
         self.unbound_terminating.remove(key);
         Some(old)
@@ -160,16 +179,20 @@ impl Control {
                 .insert(key.clone());
         }
         if terminal && entry.terminated.is_none() {
-            let meta = serde_json::from_slice::<MetaOnly>(&pod.json).unwrap_or_default();
-            let created = meta
+            let view = serde_json::from_slice::<TerminatedView>(&pod.json).unwrap_or_default();
+            let created = view
                 .metadata
                 .creation_timestamp
                 .as_deref()
                 .and_then(object::parse_time)
                 .map(|t| t.as_second())
                 .unwrap_or(0);
-            entry.terminated = Some(created);
-            self.pods.terminated.insert((created, key.clone()));
+            // Upstream's `PodIsEvicted`: phase Failed with reason Evicted.
+            let evicted = view.status.phase.as_deref() == Some("Failed")
+                && view.status.reason.as_deref() == Some("Evicted");
+            let order = (!evicted, created);
+            entry.terminated = Some(order);
+            self.pods.terminated.insert((order, key.clone()));
         }
         if node.is_none() {
             let meta = serde_json::from_slice::<MetaOnly>(&pod.json).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! - unscheduled terminating pods: deleted;
 //! - terminated pods above the threshold (kube-controller-manager's
 //!   `--terminated-pod-gc-threshold`, [`TERMINATED_THRESHOLD`] unless configured; 0
-//!   turns this off): the oldest deleted.
+//!   turns this off): evicted pods deleted first, then the oldest.
 //!
 //! Works from the control plane's pod index: a pass reads the pods of missing or
 //! out-of-service nodes and the terminated set's head, never all pods.
@@ -66,7 +66,7 @@ pub fn terminating(sh: &Shared, key: &ObjectKey) -> bool {
 impl PodGc {
     pub fn pass(&mut self, sh: &Shared, index: &PodIndex, views: &BTreeMap<String, NodeView>) {
         let now = sh.now();
-        // Terminated pods above the threshold, oldest first.
+        // Terminated pods above the threshold: evicted first, then the oldest.
         let excess = match self.terminated_threshold {
             0 => 0,
             keep => index.terminated.len().saturating_sub(keep),
