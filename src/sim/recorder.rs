@@ -6,9 +6,14 @@
 //! ([`SPAM_BURST`] at once, then one per [`SPAM_REFILL`]): a crash-looping pod stops
 //! costing the API server a write per restart, as in a real cluster.
 //!
-//! Bounds: at most [`MAX_TRACKED`] distinct (object, reason, message) keys are kept for
-//! aggregation, at most [`MAX_BUDGETS`] per-object budgets; events older than the TTL
-//! are deleted, at most [`EXPIRE_BATCH`] per call.
+//! Each source (a kubelet, a controller) remembers the events it wrote for aggregation
+//! in its own cache, as each client-go event correlator does: a restarting container's
+//! `Started` bumps the count of the Event it wrote before, in a cluster of any size.
+//!
+//! Bounds: at most [`MAX_TRACKED_PER_SOURCE`] distinct (object, reason, message) keys
+//! per source and [`MAX_SOURCES`] sources are kept for aggregation, at most
+//! [`MAX_BUDGETS`] per-object budgets; events older than the TTL are deleted, at most
+//! [`EXPIRE_BATCH`] per call.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,8 +23,12 @@ use serde_json::json;
 use crate::sandbox::object::{self, StoredObject};
 use crate::sandbox::{Patch, ResourceType, Store, WriteOptions};
 
-/// Distinct event keys remembered for aggregation (older keys start a new Event).
-pub const MAX_TRACKED: usize = 50_000;
+/// Distinct event keys one source remembers for aggregation (client-go's
+/// `maxLruCacheEntries`); a key forgotten only starts a new Event.
+pub const MAX_TRACKED_PER_SOURCE: usize = 4096;
+/// Sources whose caches are kept (a kubelet per node and the controllers); past it
+/// every cache starts afresh.
+pub const MAX_SOURCES: usize = 16_384;
 /// Expired events deleted per recorded event (keeps the cost of expiry bounded per call).
 pub const EXPIRE_BATCH: usize = 16;
 /// Events one source may write about one object at once (client-go's
@@ -102,13 +111,21 @@ struct Tracked {
     count: u64,
 }
 
+/// One source's aggregation cache.
+#[derive(Debug, Default)]
+struct SourceCache {
+    tracked: HashMap<String, Tracked>,
+    /// Creation order of tracked keys, to forget the oldest first. Every tracked key is
+    /// here, so its length bounds the cache.
+    order: VecDeque<String>,
+}
+
 #[derive(Debug)]
 pub struct Recorder {
     rt: Arc<ResourceType>,
     ttl: jiff::SignedDuration,
-    tracked: HashMap<String, Tracked>,
-    /// Creation order of tracked keys, to forget the oldest first.
-    order: VecDeque<String>,
+    /// Per `component/host` caches.
+    sources: HashMap<String, SourceCache>,
     /// (created, namespace, name) of every live event, oldest first.
     live: VecDeque<(jiff::Timestamp, String, String)>,
     /// Per (source, host, object uid) budgets.
@@ -124,8 +141,7 @@ impl Recorder {
         Recorder {
             rt,
             ttl,
-            tracked: HashMap::new(),
-            order: VecDeque::new(),
+            sources: HashMap::new(),
             live: VecDeque::new(),
             budgets: HashMap::new(),
             seq: 0,
@@ -184,15 +200,19 @@ impl Recorder {
         }
         let stamp = object::format_time(now);
         let key = format!(
-            "{}/{}/{}/{}/{}/{}",
+            "{}/{}/{}/{}/{}",
             about.uid,
             about.field_path.as_deref().unwrap_or_default(),
-            source.component,
             event_type,
             reason,
             message
         );
-        if let Some(t) = self.tracked.get_mut(&key) {
+        let source_key = format!("{}/{}", source.component, source.host.unwrap_or_default());
+        if !self.sources.contains_key(&source_key) && self.sources.len() >= MAX_SOURCES {
+            self.sources.clear();
+        }
+        let cache = self.sources.entry(source_key).or_default();
+        if let Some(t) = cache.tracked.get_mut(&key) {
             t.count += 1;
             let patch = Patch::Merge(json!({"count": t.count, "lastTimestamp": stamp}));
             let ok = store
@@ -209,7 +229,7 @@ impl Recorder {
                 return;
             }
             // Expired or deleted by someone: start a new one.
-            self.tracked.remove(&key);
+            cache.tracked.remove(&key);
         }
         self.seq += 1;
         let name = format!(
@@ -250,13 +270,13 @@ impl Recorder {
             Ok(_) => {
                 self.written += 1;
                 self.live.push_back((now, namespace.clone(), name.clone()));
-                if self.tracked.len() >= MAX_TRACKED
-                    && let Some(old) = self.order.pop_front()
+                if cache.order.len() >= MAX_TRACKED_PER_SOURCE
+                    && let Some(old) = cache.order.pop_front()
                 {
-                    self.tracked.remove(&old);
+                    cache.tracked.remove(&old);
                 }
-                self.order.push_back(key.clone());
-                self.tracked.insert(
+                cache.order.push_back(key.clone());
+                cache.tracked.insert(
                     key,
                     Tracked {
                         namespace,
@@ -349,6 +369,36 @@ mod tests {
             [("BackOff".to_string(), 3), ("Started".to_string(), 1)]
         );
         assert_eq!((rec.written, rec.filtered), (4, 0));
+    }
+
+    #[test]
+    fn each_source_aggregates_in_its_own_bounded_cache() {
+        let (store, mut rec, t0) = setup();
+        let other = Source {
+            component: "kubelet",
+            host: Some("node-2"),
+        };
+        rec.record(&store, t0, &pod("b0"), other, "Normal", "Other", "m");
+        // One more key than node-1's cache holds: its first key is forgotten.
+        for i in 0..=MAX_TRACKED_PER_SOURCE {
+            let about = pod(&format!("a{i}"));
+            rec.record(&store, t0, &about, KUBELET, "Normal", "Started", "m");
+        }
+        rec.record(&store, t0, &pod("a1"), KUBELET, "Normal", "Started", "m");
+        rec.record(&store, t0, &pod("a0"), KUBELET, "Normal", "Started", "m");
+        rec.record(&store, t0, &pod("b0"), other, "Normal", "Other", "m");
+        let all = counts(&store);
+        let started: Vec<u64> = all
+            .iter()
+            .filter(|(r, _)| r == "Started")
+            .map(|(_, n)| *n)
+            .collect();
+        // a1 again is counted on its Event, a0 again is a new Event.
+        assert_eq!(started.len(), MAX_TRACKED_PER_SOURCE + 2);
+        assert_eq!(started.iter().filter(|n| **n == 2).count(), 1);
+        // node-2's cache is its own: its repeat is counted.
+        let others: Vec<&(String, u64)> = all.iter().filter(|(r, _)| r == "Other").collect();
+        assert_eq!(others, [&("Other".to_string(), 2)]);
     }
 
     #[test]
