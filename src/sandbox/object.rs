@@ -191,31 +191,20 @@ impl StoredObject {
         managed_fields: Vec<Lazy<'_>>,
         base: &StoredObject,
     ) -> Result<Self, ApiError> {
-        let mut top = base.lazy()?;
-        for key in members {
-            top.remove(*key);
+        let (json, layout) = match splice_view(view, members, managed_fields, base)? {
+            Ok(spliced) => spliced,
+            Err(managed_fields) => encode_view(view, members, managed_fields, base)?,
+        };
+        let selectable = fields::selectable_fields(flavor);
+        let mut fields = Vec::with_capacity(selectable.len());
+        for (field, path) in selectable {
+            let value = if path.first().is_some_and(|k| members.contains(k)) {
+                fields::extract_one(view, path)
+            } else {
+                base.field(field)
+            };
+            fields.extend(value.map(|v| (*field, v)));
         }
-        for (k, v) in view.as_object().into_iter().flatten() {
-            top.insert(k.clone(), Lazy::Borrowed(v));
-        }
-        if !managed_fields.is_empty()
-            && let Some(meta) = top.get_mut("metadata")
-            && let Some(members) = meta.as_map_mut().map_err(internal)?
-        {
-            members.insert("managedFields".into(), Lazy::List(managed_fields));
-        }
-        let (json, layout) = encode(&top, base.json.len() + 256)?;
-        let fields = fields::selectable_fields(flavor)
-            .iter()
-            .filter_map(|(field, path)| {
-                let value = if path.first().is_some_and(|k| members.contains(k)) {
-                    fields::extract_one(view, path)
-                } else {
-                    base.field(field)
-                };
-                value.map(|v| (*field, v))
-            })
-            .collect();
         let text = |key: &str| meta_str(view, key).unwrap_or_default().to_string();
         Ok(StoredObject {
             resource_version,
@@ -406,6 +395,149 @@ impl StoredObject {
                 .map(|(_, v)| v.clone()),
         }
     }
+}
+
+/// The stored form of a status write, built member by member: `base`'s members except
+/// `members`, with `view`'s members, and `managed_fields` in the view's metadata. Every
+/// member is re-encoded (see [`splice_view`] for the usual case).
+fn encode_view(
+    view: &Value,
+    members: &[&str],
+    managed_fields: Vec<Lazy<'_>>,
+    base: &StoredObject,
+) -> Result<(Vec<u8>, Layout), ApiError> {
+    let mut top = base.lazy()?;
+    for key in members {
+        top.remove(*key);
+    }
+    for (k, v) in view.as_object().into_iter().flatten() {
+        top.insert(k.clone(), Lazy::Borrowed(v));
+    }
+    if !managed_fields.is_empty()
+        && let Some(meta) = top.get_mut("metadata")
+        && let Some(members) = meta.as_map_mut().map_err(internal)?
+    {
+        members.insert("managedFields".into(), Lazy::List(managed_fields));
+    }
+    encode(&top, base.json.len() + 256)
+}
+
+/// [`encode_view`] without building the object: `base`'s stored members are copied as
+/// bytes in key order, merged with `view`'s (both are sorted by key, as every stored
+/// object is). `Err` gives `managed_fields` back when the layout does not allow it
+/// (no layout, a key with escapes, no metadata object in the view).
+#[allow(clippy::type_complexity)]
+fn splice_view<'a>(
+    view: &Value,
+    members: &[&str],
+    managed_fields: Vec<Lazy<'a>>,
+    base: &StoredObject,
+) -> Result<Result<(Vec<u8>, Layout), Vec<Lazy<'a>>>, ApiError> {
+    let json: &[u8] = &base.json;
+    let (Some(view), false) = (view.as_object(), base.layout.top.is_empty()) else {
+        return Ok(Err(managed_fields));
+    };
+    let Some(Value::Object(view_meta)) = view.get("metadata") else {
+        return Ok(Err(managed_fields));
+    };
+    let mut stored = Vec::with_capacity(base.layout.top.len());
+    for span in base.layout.top.iter() {
+        match span_plain_key(json, span) {
+            Some(key) => stored.push((key, span)),
+            None => return Ok(Err(managed_fields)),
+        }
+    }
+    let mut managed_fields = Some(managed_fields);
+    let mut out = Vec::with_capacity(json.len() + 256);
+    let (mut top_spans, mut meta_spans) = (Vec::with_capacity(stored.len() + 1), Vec::new());
+    let mut written = 0;
+    out.push(b'{');
+    let (mut stored, mut view) = (stored.into_iter().peekable(), view.iter().peekable());
+    loop {
+        // The next key in order: the view's wins over the stored one.
+        let (key, value) = match (stored.peek(), view.peek()) {
+            (None, None) => break,
+            (Some((s, _)), Some((v, _))) if *s < v.as_str() => {
+                let Some((key, span)) = stored.next() else {
+                    break;
+                };
+                (key, Err(span))
+            }
+            (Some((s, _)), Some((v, _))) if *s == v.as_str() => {
+                stored.next();
+                let Some((key, value)) = view.next() else {
+                    break;
+                };
+                (key.as_str(), Ok(value))
+            }
+            (Some(_), None) => {
+                let Some((key, span)) = stored.next() else {
+                    break;
+                };
+                (key, Err(span))
+            }
+            (_, Some(_)) => {
+                let Some((key, value)) = view.next() else {
+                    break;
+                };
+                (key.as_str(), Ok(value))
+            }
+        };
+        if value.is_err() && members.contains(&key) {
+            continue; // a view member the write left out: gone
+        }
+        if written > 0 {
+            out.push(b',');
+        }
+        written += 1;
+        let key_at = out.len();
+        lazy::write_key(&mut out, key).map_err(internal)?;
+        let value_at = out.len();
+        match value {
+            Err(span) => out.extend_from_slice(
+                json.get(span.value as usize..span.end as usize)
+                    .ok_or_else(|| {
+                        ApiError::Internal("stored object layout out of range".into())
+                    })?,
+            ),
+            Ok(_) if key == "metadata" => {
+                let mut meta: Vec<(&str, Lazy<'_>)> = view_meta
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "managedFields")
+                    .map(|(k, v)| (k.as_str(), Lazy::Borrowed(v)))
+                    .collect();
+                if let Some(list) = managed_fields.take().filter(|l| !l.is_empty()) {
+                    let at = meta.partition_point(|(k, _)| *k < "managedFields");
+                    meta.insert(at, ("managedFields", Lazy::List(list)));
+                }
+                encode_members(&mut out, meta.iter().map(|(k, v)| (*k, v)), &mut meta_spans)?;
+            }
+            Ok(value) => serde_json::to_writer(&mut out, value).map_err(internal)?,
+        }
+        top_spans.extend(Span::new(key_at, value_at, out.len()));
+    }
+    out.push(b'}');
+    out.shrink_to_fit();
+    let layout = if top_spans.len() == written {
+        Layout {
+            top: top_spans.into(),
+            meta: meta_spans.into(),
+        }
+    } else {
+        Layout::default()
+    };
+    Ok(Ok((out, layout)))
+}
+
+/// The key of the member at `span` when it is written without escapes (the keys of
+/// every built-in kind are).
+fn span_plain_key<'a>(json: &'a [u8], span: &Span) -> Option<&'a str> {
+    let quoted = json.get(span.key as usize..(span.value as usize).checked_sub(1)?)?;
+    let inner = quoted.get(1..quoted.len().checked_sub(1)?)?;
+    if inner.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
 }
 
 /// The members at `spans` of `json`, still serialized.
@@ -628,6 +760,82 @@ mod tests {
         assert!(equal_ignoring(&a, &b, &["status"], &["resourceVersion"]));
         assert!(!equal_ignoring(&a, &b, &["status"], &[]));
         assert!(equal_ignoring(&a, &b, &["status", "metadata"], &[]));
+    }
+
+    /// The spliced stored form of a status write is byte for byte (and span for span)
+    /// what encoding the whole object gives, for each way a view can differ.
+    #[test]
+    fn spliced_status_writes_equal_encoded_ones() {
+        use serde_json::json;
+        let stored = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns", "resourceVersion": "5",
+                "labels": {"a": "b"},
+                "managedFields": [{"manager": "m", "operation": "Update", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"containers": [{"name": "app", "image": "i"}]},
+            "status": {"phase": "Pending"},
+        });
+        let base = StoredObject::new(Flavor::Pod, 5, &stored).unwrap();
+        let entries = || {
+            vec![Lazy::Value(
+                json!({"manager": "kubelet", "operation": "Update"}),
+            )]
+        };
+        let mut changed = base.try_status_view().unwrap();
+        changed["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready"}]});
+        changed["metadata"]["resourceVersion"] = json!("6");
+        let mut no_status = changed.clone();
+        no_status.as_object_mut().unwrap().remove("status");
+        let mut extra = changed.clone();
+        extra["aaa"] = json!(1);
+        extra["zzz"] = json!({"x": [1, 2]});
+        extra["metadata"]["annotations"] = json!({"k": "v\"q"});
+        let cases: [(&str, &Value, bool); 4] = [
+            ("status changed", &changed, true),
+            ("status removed", &no_status, true),
+            (
+                "members added before and after the stored ones",
+                &extra,
+                true,
+            ),
+            ("no managedFields", &changed, false),
+        ];
+        for (case, view, with_entries) in cases {
+            let list = if with_entries { entries() } else { Vec::new() };
+            let spliced = splice_view(view, STATUS_VIEW_FIELDS, list, &base)
+                .unwrap()
+                .unwrap_or_else(|_| panic!("{case}: spliced"));
+            let list = if with_entries { entries() } else { Vec::new() };
+            let encoded = encode_view(view, STATUS_VIEW_FIELDS, list, &base).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&spliced.0),
+                String::from_utf8_lossy(&encoded.0),
+                "{case}"
+            );
+            assert_eq!(
+                format!("{:?}", spliced.1),
+                format!("{:?}", encoded.1),
+                "{case}"
+            );
+            assert!(
+                !spliced.1.top.is_empty() && !spliced.1.meta.is_empty(),
+                "{case}"
+            );
+        }
+        // A stored key with an escape: not spliced, encoded.
+        let odd = StoredObject::new(
+            Flavor::Pod,
+            5,
+            &json!({"metadata": {"name": "p"}, "we\"ird": 1}),
+        )
+        .unwrap();
+        let view = odd.try_status_view().unwrap();
+        assert!(
+            splice_view(&view, STATUS_VIEW_FIELDS, entries(), &odd)
+                .unwrap()
+                .is_err()
+        );
     }
 
     #[test]
