@@ -15,8 +15,9 @@
 //!   one core with that load (the goal holds when a phase of at least 5k changes per
 //!   simulated second runs at 1x or faster), and pod changes per CPU second; then
 //!   create and schedule throughput, resident memory, and a floor measured in the same
-//!   run: JSON round trips (parse and serialize) of the stored pods per CPU second, so
-//!   a pod change's cost reads as a number of round trips whatever the machine.
+//!   run (before and after the phases): JSON round trips (parse and serialize) of the
+//!   stored pods per CPU second, so a pod change's cost reads as a number of round
+//!   trips whatever the machine.
 //! - **real time** (`REALTIME=1`): the simulation runs at speed 1 (SPEED to change it)
 //!   on its own driver thread, as `podwarden sandbox` runs it, while this thread
 //!   creates the pods at CREATE_RATE per second (default 1,250, about 5k pod changes
@@ -216,6 +217,7 @@ impl Bench {
         // then run on. Counted every simulated second: the bench's own watch must not
         // overflow.
         count_changes(&mut watch);
+        let floor_before = round_trip_floor(&store);
         let mut phase = |name: &str, seconds: usize| -> f64 {
             let cpu = thread_cpu();
             let mut changes = 0;
@@ -254,9 +256,11 @@ impl Bench {
             rss_mib() * 1024.0 / self.pods.max(1) as f64,
             started.elapsed().as_secs_f64()
         );
-        let floor = round_trip_floor(&store);
+        // Before and after the phases: how far the machine's speed drifted meanwhile.
+        let floor_after = round_trip_floor(&store);
+        let floor = (floor_before + floor_after) / 2.0;
         println!(
-            "floor: {floor:.0} pod JSON round trips (parse + serialize a stored pod) per CPU second; a pod change in the start phase costs {:.1} round trips",
+            "floor: {floor_before:.0} pod JSON round trips (parse + serialize a stored pod) per CPU second before the phases, {floor_after:.0} after; a pod change in the start phase costs {:.1} round trips (at their mean)",
             floor / start_rate
         );
         self.runtime.block_on(sim.shutdown());
