@@ -383,6 +383,12 @@ fn round_trip_floor(store: &Store) -> f64 {
 }
 
 fn main() {
+    // As the `podwarden` binary runs it.
+    println!(
+        "mimalloc whole-heap collection every {} slow-path allocations: {}",
+        podwarden::alloc::COLLECT_EVERY,
+        podwarden::alloc::tune()
+    );
     let bench = Bench {
         nodes: env("NODES", 1000),
         pods: env("PODS", 150_000),

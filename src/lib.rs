@@ -1,5 +1,6 @@
 //! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
 
+pub mod alloc;
 pub mod audit;
 pub mod crd;
 pub mod lifecycle;

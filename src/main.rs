@@ -25,6 +25,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Defaults stay when the option is not where mimalloc 2.2 has it.
+    let _ = podwarden::alloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
