@@ -175,21 +175,17 @@ impl Bench {
             .expect("watch")
     }
 
-    /// Creates the pods; `every_thousand` runs after each 1,000 (and drains `watch`).
-    fn create_pods(&self, store: &Store, watch: &mut Watch, mut every_thousand: impl FnMut()) {
+    /// Creates the pods numbered `range` (see [`pod`]).
+    fn create_pods(store: &Store, range: std::ops::Range<usize>) {
         let rt_pods = store.resource("", "v1", "pods").expect("pods");
         let opts = WriteOptions {
             field_manager: Some("bench".into()),
             ..Default::default()
         };
-        for i in 0..self.pods {
+        for i in range {
             store
                 .create(&rt_pods, Some("default"), pod(i), &opts)
                 .expect("create pod");
-            if i % 1000 == 999 {
-                every_thousand();
-                count_changes(watch);
-            }
         }
     }
 
@@ -205,7 +201,12 @@ impl Bench {
         );
         let mut watch = Self::watch_pods(&store);
         let cpu = thread_cpu();
-        self.create_pods(&store, &mut watch, || sim.settle().expect("stepped"));
+        // A thousand at a time, each batch scheduled and started before the next.
+        for first in (0..self.pods).step_by(1000) {
+            Self::create_pods(&store, first..(first + 1000).min(self.pods));
+            sim.settle().expect("stepped");
+            count_changes(&mut watch);
+        }
         let create_cpu = thread_cpu() - cpu;
         println!(
             "{} pods created and handed to the scheduler: {:.0} pods/s ({:.2}s CPU)",
@@ -278,11 +279,6 @@ impl Bench {
         );
         let sim = self.start(Some(speed));
         let store = sim.store().clone();
-        let rt_pods = store.resource("", "v1", "pods").expect("pods");
-        let opts = WriteOptions {
-            field_manager: Some("bench".into()),
-            ..Default::default()
-        };
         let mut watch = Self::watch_pods(&store);
         let started = Instant::now();
         let sim_cpu0 = named_thread_cpu("sandbox-sim");
@@ -299,11 +295,9 @@ impl Bench {
                 0 => self.pods,
                 r => ((started.elapsed().as_secs_f64() * r as f64) as usize).min(self.pods),
             };
-            while created < due {
-                store
-                    .create(&rt_pods, Some("default"), pod(created), &opts)
-                    .expect("create pod");
-                created += 1;
+            if created < due {
+                Self::create_pods(&store, created..due);
+                created = due;
             }
             if created == self.pods && all_created.is_none() {
                 all_created = Some(Instant::now());

@@ -235,14 +235,10 @@ pub fn check_typed(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
         Flavor::Crd | Flavor::Custom => Ok(()),
     };
     result.map_err(|why| {
-        let kind = if rt.flavor == Flavor::EventsV1 {
-            "Event"
-        } else {
-            rt.kind.as_str()
-        };
         ApiError::BadRequest(format!(
             "{kind} in version \"{}\" cannot be handled as a {kind}: {why}",
-            rt.version
+            rt.version,
+            kind = rt.kind
         ))
     })
 }
