@@ -150,15 +150,10 @@ impl Recorder {
         }
     }
 
-    /// Takes one event from the budget of `source` for `about`; false when it is
+    /// Takes one event from the budget of `source_key` (`component/host`) for `about`; false when it is
     /// spent (client-go's `EventSourceObjectSpamFilter`).
-    fn spend(&mut self, about: &Involved, source: Source<'_>, now: jiff::Timestamp) -> bool {
-        let key = format!(
-            "{}/{}/{}",
-            source.component,
-            source.host.unwrap_or_default(),
-            about.uid
-        );
+    fn spend(&mut self, about: &Involved, source_key: &str, now: jiff::Timestamp) -> bool {
+        let key = format!("{source_key}/{}", about.uid);
         if !self.budgets.contains_key(&key) && self.budgets.len() >= MAX_BUDGETS {
             self.budgets.retain(|_, b| b.refilled(now) < SPAM_BURST);
             if self.budgets.len() >= MAX_BUDGETS {
@@ -194,7 +189,8 @@ impl Recorder {
         message: &str,
     ) {
         self.expire(store, now);
-        if !self.spend(about, source, now) {
+        let source_key = format!("{}/{}", source.component, source.host.unwrap_or_default());
+        if !self.spend(about, &source_key, now) {
             self.filtered += 1;
             return;
         }
@@ -207,7 +203,6 @@ impl Recorder {
             reason,
             message
         );
-        let source_key = format!("{}/{}", source.component, source.host.unwrap_or_default());
         if !self.sources.contains_key(&source_key) && self.sources.len() >= MAX_SOURCES {
             self.sources.clear();
         }
