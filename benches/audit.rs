@@ -7,7 +7,7 @@
 //! - heap bytes per retained view of an owned pod (goal <= 2 KB), against the full Pod.
 //!
 //! Input: the realistic 11 KB pod watch event (with managedFields) from
-//! `../shared/fixtures/pod-watch-event.json`, varied per event (uid, resourceVersion,
+//! `fixtures/pod-watch-event.json`, varied per event (uid, resourceVersion,
 //! container states, restart counts, condition times).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use podwarden::audit::cli::{Output, audit_documents};
 use podwarden::audit::input::DocumentReader;
 use podwarden::audit::{Auditor, Scope};
-use podwarden::lifecycle::{PodView, RuleSettings, Timestamp};
+use podwarden_model::{PodView, RuleSettings, Timestamp};
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-const FIXTURE: &str = include_str!("../../shared/fixtures/pod-watch-event.json");
+const FIXTURE: &str = include_str!("../fixtures/pod-watch-event.json");
 const PODS: usize = 1_000;
 const EVENTS: usize = 10_000;
 const ROUNDS: usize = 5;
@@ -183,7 +183,7 @@ fn main() {
                         podwarden::audit::input::DocumentReader::new(Cursor::new(&bytes[..]));
                     let mut n = 0;
                     while let Some(items) = rd
-                        .next_document(&podwarden::lifecycle::view::NoSpecs)
+                        .next_document(&podwarden_model::view::NoSpecs)
                         .expect("read")
                     {
                         n += items.len();

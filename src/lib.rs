@@ -1,9 +1,6 @@
 //! podwarden: audits pod lifecycles against the documented restartPolicy semantics.
+//!
+//! The model lives in `podwarden-model`, the sandbox cluster in `podwarden-sandbox`;
+//! this crate holds what runs them: the offline auditor and the command line.
 
-pub mod alloc;
 pub mod audit;
-pub mod crd;
-pub mod lifecycle;
-pub mod sandbox;
-pub mod selector;
-pub mod sim;

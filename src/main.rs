@@ -21,16 +21,34 @@ enum Command {
     /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
     Crd,
     /// Run the sandbox Kubernetes API server.
-    Sandbox(podwarden::sandbox::cli::SandboxArgs),
+    Sandbox(podwarden_sandbox::cli::SandboxArgs),
 }
 
 fn main() -> ExitCode {
     // Defaults stay when the option is not where mimalloc 2.2 has it.
-    let _ = podwarden::alloc::tune();
+    let _ = podwarden_sandbox::alloc::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
-        Command::Crd => podwarden::crd::print(),
-        Command::Sandbox(args) => podwarden::sandbox::cli::run(&args),
+        Command::Crd => print_crd(),
+        Command::Sandbox(args) => podwarden_sandbox::cli::run(&args),
+    }
+}
+
+/// `podwarden crd`: print the CRD YAML on standard output.
+fn print_crd() -> std::process::ExitCode {
+    use std::io::Write;
+    let written = podwarden_model::policy::crd_yaml()
+        .map_err(|e| e.to_string())
+        .and_then(|yaml| match std::io::stdout().write_all(yaml.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.to_string()),
+            _ => Ok(()),
+        });
+    match written {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("podwarden crd: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! change what is read: every snapshot comes out exactly as a plain parse of it.
 
 use podwarden::audit::input::{DocumentReader, What};
-use podwarden::lifecycle::{PodView, RuleSettings, Timestamp, Tracker};
+use podwarden_model::{PodView, RuleSettings, Timestamp, Tracker};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

@@ -2,12 +2,12 @@
 //! conversions the controller and the offline auditor share.
 
 use kube::CustomResourceExt;
-use podwarden::crd::{
+use podwarden_model::policy::{
     CONDITIONS_LIMIT, FINDING_MESSAGE_LIMIT, MAX_DURATION, OrphanSettings, PodLifecyclePolicy,
     PodLifecyclePolicySpec, PodLifecyclePolicyStatus, PolicyMode, RECENT_FINDINGS_LIMIT,
     RecentFinding, crd_yaml,
 };
-use podwarden::lifecycle::{Finding, RestartBudget, RuleId, RuleSettings, Seconds, Severity};
+use podwarden_model::{Finding, RestartBudget, RuleId, RuleSettings, Seconds, Severity};
 use serde_json::{Value, json};
 
 const CHECKED_IN: &str = "crds/podlifecyclepolicies.yaml";
@@ -64,7 +64,7 @@ fn checked_in_crd_matches_the_generated_one() {
     let want = generated();
     if let Some(at) = first_difference(&checked_in, &want, "") {
         panic!(
-            "{CHECKED_IN} differs from the CRD generated from src/crd.rs at {at}; regenerate it with `{REGENERATE}`"
+            "{CHECKED_IN} differs from the CRD generated from crates/model/src/policy.rs at {at}; regenerate it with `{REGENERATE}`"
         );
     }
 }

@@ -3,6 +3,7 @@
 //! with the scheduler placing pods and every node fault on the way); a run with
 //! faulty-kubelet injections gives exactly the injected (uid, rule) pairs.
 
+#[path = "../crates/sandbox/tests/sim_common/mod.rs"]
 mod sim_common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,10 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::api::{Api, DeleteParams};
 use podwarden::audit::input::{DocumentReader, What};
 use podwarden::audit::{Auditor, Scope};
-use podwarden::lifecycle::{Finding, RuleSettings, Severity};
-use podwarden::sandbox::Watch;
-use podwarden::sim::rng::SimRng;
-use podwarden::sim::{SimError, SimHandle, VIOLATION_RULES};
+use podwarden_model::{Finding, RuleSettings, Severity};
+use podwarden_sandbox::api::Watch;
+use podwarden_sandbox::sim::rng::SimRng;
+use podwarden_sandbox::sim::{SimError, SimHandle, VIOLATION_RULES};
 use serde_json::{Value, json};
 use sim_common::*;
 
@@ -209,7 +210,7 @@ async fn fault_free_random_run_has_no_violation() {
 
 #[tokio::test]
 async fn random_run_with_scheduler_and_node_faults_has_no_violation() {
-    use podwarden::sim::NodeFault::*;
+    use podwarden_sandbox::sim::NodeFault::*;
     let sim = cluster(3).await;
     let mut rec = Recording::start(&sim);
     let mut rng = SimRng::new(4242);

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::input::{DocumentReader, What};
 use super::{Auditor, Scope, report};
-use crate::lifecycle::{Finding, RuleSettings};
+use podwarden_model::{Finding, RuleSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {

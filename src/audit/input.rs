@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::scan;
-use crate::lifecycle::PodView;
-use crate::lifecycle::view::{KindIsPod, PodParts, PodSeed, SpecSource, TopKey, with_str};
+use podwarden_base::scan;
+use podwarden_model::PodView;
+use podwarden_model::view::{KindIsPod, PodField, PodParts, PodSeed, SpecSource, with_str};
 
 /// Where an item came from: the document's 1-based index, and the item's within a List.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,40 @@ enum Doc<'de> {
     List(Vec<&'de RawValue>),
 }
 
+/// The top-level keys of the documents `audit` reads: a pod, a watch event (`type`,
+/// `object`), a list (`items`).
+#[derive(Debug, Clone, Copy)]
+enum DocKey {
+    Kind,
+    Pod(PodField),
+    Type,
+    Object,
+    Items,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for DocKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DocKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<DocKey, E> {
+                Ok(match s {
+                    "kind" => DocKey::Kind,
+                    "type" => DocKey::Type,
+                    "object" => DocKey::Object,
+                    "items" => DocKey::Items,
+                    _ => PodField::from_key(s).map_or(DocKey::Other, DocKey::Pod),
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
 #[derive(Clone, Copy)]
 struct DocSeed<'s>(&'s dyn SpecSource);
 
@@ -162,14 +196,14 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
         let mut event: Option<Result<EventType, String>> = None;
         let mut object: Option<Result<EventObject, &'de RawValue>> = None;
         let mut items: Option<Vec<&'de RawValue>> = None;
-        while let Some(key) = map.next_key::<TopKey>()? {
+        while let Some(key) = map.next_key::<DocKey>()? {
             match key {
-                TopKey::Kind => kind = Some(map.next_value_seed(KindIsPod)?),
-                TopKey::Pod(field) => parts.field(field, &mut map)?,
-                TopKey::Type => {
+                DocKey::Kind => kind = Some(map.next_value_seed(KindIsPod)?),
+                DocKey::Pod(field) => parts.field(field, &mut map)?,
+                DocKey::Type => {
                     event = Some(map.next_value_seed(EventTypeSeed)?);
                 }
-                TopKey::Object => {
+                DocKey::Object => {
                     object = Some(match event {
                         Some(Ok(EventType::Bookmark)) => {
                             map.next_value::<IgnoredAny>()?;
@@ -183,8 +217,8 @@ impl<'de> Visitor<'de> for DocVisitor<'_> {
                         _ => Err(map.next_value::<&'de RawValue>()?),
                     });
                 }
-                TopKey::Items => items = Some(map.next_value()?),
-                TopKey::Other => {
+                DocKey::Items => items = Some(map.next_value()?),
+                DocKey::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }

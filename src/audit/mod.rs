@@ -5,12 +5,11 @@ pub mod cli;
 pub mod input;
 mod policy;
 pub mod report;
-pub mod scan;
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
-use crate::selector::Selector;
+use podwarden_base::selector::Selector;
+use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
 
 /// Which pods a policy applies to: its namespace (if any) and its selector.
 #[derive(Debug, Clone, Default)]

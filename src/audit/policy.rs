@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::Scope;
-use crate::crd::PodLifecyclePolicy;
-use crate::lifecycle::RuleSettings;
+use podwarden_model::RuleSettings;
+use podwarden_model::policy::PodLifecyclePolicy;
 
 pub fn load(path: &Path) -> Result<(RuleSettings, Scope), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;

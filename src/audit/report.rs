@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Summary;
-use crate::lifecycle::{Finding, RuleId, Severity};
+use podwarden_model::{Finding, RuleId, Severity};
 
 /// Print findings as an aligned table.
 pub fn write_table(out: &mut impl Write, findings: &[Finding]) -> io::Result<()> {

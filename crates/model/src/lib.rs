@@ -1,0 +1,15 @@
+//! The semantic model of pod lifecycles (SEMANTICS.md): a compact pod view, the phase the
+//! kubelet computes, and the rules. Pure: no client, no I/O, no async.
+
+pub mod phase;
+pub mod policy;
+pub mod rules;
+pub mod time;
+pub mod tracker;
+pub mod view;
+
+pub use phase::{container_should_restart, expected_phase, get_phase};
+pub use rules::{Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate};
+pub use time::{Seconds, Timestamp};
+pub use tracker::Tracker;
+pub use view::{Phase, PodView};

@@ -1,0 +1,717 @@
+//! Every rule: a case that fires and a near miss that must not (SEMANTICS B7).
+
+mod common;
+
+use common::*;
+use podwarden_model::{RestartBudget, RuleId, RuleSettings, Seconds, Severity};
+use serde_json::json;
+
+/// A pod running container `app` (ready) under `policy`, conditions as the kubelet writes.
+fn running_pod(policy: &str) -> Pod {
+    Pod::new("web")
+        .policy(policy)
+        .containers(&["app"])
+        .phase("Running")
+        .run("app", 2, true)
+        .kubelet_conditions(3)
+}
+
+fn failed_never() -> Pod {
+    running_pod("Never")
+        .exit("app", 1, 2, 10)
+        .phase("Failed")
+        .kubelet_conditions(10)
+}
+
+struct Case {
+    name: &'static str,
+    rule: RuleId,
+    fires: bool,
+    snapshots: Vec<Pod>,
+}
+
+fn case(name: &'static str, rule: RuleId, fires: bool, snapshots: Vec<Pod>) -> Case {
+    Case {
+        name,
+        rule,
+        fires,
+        snapshots,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    use RuleId::*;
+    let succeeded = running_pod("OnFailure")
+        .exit("app", 0, 2, 10)
+        .phase("Succeeded")
+        .kubelet_conditions(10);
+    vec![
+        // terminal-phase-regression
+        case(
+            "Failed -> Running",
+            TerminalPhaseRegression,
+            true,
+            vec![failed_never(), failed_never().phase("Running")],
+        ),
+        case(
+            "Succeeded -> Failed",
+            TerminalPhaseRegression,
+            true,
+            vec![succeeded.clone(), succeeded.clone().phase("Failed")],
+        ),
+        case(
+            "near miss: Running -> Failed",
+            TerminalPhaseRegression,
+            false,
+            vec![running_pod("Never"), failed_never()],
+        ),
+        case(
+            "near miss: Failed stays Failed",
+            TerminalPhaseRegression,
+            false,
+            vec![failed_never(), failed_never().ready("app", false)],
+        ),
+        // restart-against-policy
+        case(
+            "Never: terminated (exit 1) -> running",
+            RestartAgainstPolicy,
+            true,
+            vec![failed_never(), failed_never().restart("app", 20)],
+        ),
+        case(
+            "OnFailure: terminated (exit 0) -> waiting",
+            RestartAgainstPolicy,
+            true,
+            vec![
+                succeeded.clone(),
+                succeeded.clone().state("app", waiting("ContainerCreating")),
+            ],
+        ),
+        case(
+            "Never init container: done -> running again",
+            RestartAgainstPolicy,
+            true,
+            {
+                let p = Pod::new("web")
+                    .policy("Never")
+                    .init("setup")
+                    .containers(&["app"])
+                    .state("setup", terminated(0, 1, 2))
+                    .run("app", 3, true)
+                    .phase("Running");
+                vec![p.clone(), p.state("setup", common::running(30))]
+            },
+        ),
+        case(
+            "container rule: Never container under Always pod restarted",
+            RestartAgainstPolicy,
+            true,
+            {
+                let p = running_pod("Always")
+                    .container_spec("app", "restartPolicy", json!("Never"))
+                    .exit("app", 1, 2, 10);
+                vec![p.clone(), p.restart("app", 20)]
+            },
+        ),
+        case(
+            "near miss: OnFailure restarts exit 1",
+            RestartAgainstPolicy,
+            false,
+            {
+                let p = running_pod("OnFailure").exit("app", 1, 2, 10);
+                vec![p.clone(), p.restart("app", 10)]
+            },
+        ),
+        case(
+            "near miss: restartPolicyRules Restart on exit 42 under Never",
+            RestartAgainstPolicy,
+            false,
+            {
+                let p = running_pod("Never")
+                .container_spec("app", "restartPolicy", json!("Never"))
+                .container_spec("app", "restartPolicyRules", json!([{"action": "Restart", "exitCodes": {"operator": "In", "values": [42]}}]))
+                .exit("app", 42, 2, 10);
+                vec![p.clone(), p.restart("app", 10)]
+            },
+        ),
+        case(
+            "near miss: sidecars restart under Never",
+            RestartAgainstPolicy,
+            false,
+            {
+                let p = Pod::new("web")
+                    .policy("Never")
+                    .sidecar("proxy")
+                    .containers(&["app"])
+                    .run("proxy", 1, true)
+                    .run("app", 3, true)
+                    .phase("Running")
+                    .exit("proxy", 1, 1, 9);
+                vec![p.clone(), p.restart("proxy", 10)]
+            },
+        ),
+        // terminal-phase-ready
+        case(
+            "Failed with Ready True",
+            TerminalPhaseReady,
+            true,
+            vec![running_pod("Never").exit("app", 1, 2, 10).phase("Failed")],
+        ),
+        case(
+            "near miss: Failed with Ready False",
+            TerminalPhaseReady,
+            false,
+            vec![failed_never()],
+        ),
+        case(
+            "near miss: PodGC failed the pod of a vanished node, Ready as its kubelet left it",
+            TerminalPhaseReady,
+            false,
+            vec![
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC"),
+            ],
+        ),
+        case(
+            "Failed with Ready True, DisruptionTarget from the taint manager",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByTaintManager"),
+            ],
+        ),
+        case(
+            "near miss: Running with Ready True",
+            TerminalPhaseReady,
+            false,
+            vec![running_pod("Never")],
+        ),
+        // ready-without-containers-ready
+        case(
+            "Ready True, ContainersReady False",
+            ReadyWithoutContainersReady,
+            true,
+            vec![running_pod("Always").cond("ContainersReady", "False", 5)],
+        ),
+        case(
+            "Ready True, readiness gate absent",
+            ReadyWithoutContainersReady,
+            true,
+            vec![running_pod("Always").readiness_gate("example.com/lb")],
+        ),
+        case(
+            "near miss: readiness gate True",
+            ReadyWithoutContainersReady,
+            false,
+            vec![running_pod("Always").readiness_gate("example.com/lb").cond(
+                "example.com/lb",
+                "True",
+                3,
+            )],
+        ),
+        case(
+            "near miss: Ready False, ContainersReady True (node not ready)",
+            ReadyWithoutContainersReady,
+            false,
+            vec![running_pod("Always").cond("Ready", "False", 50)],
+        ),
+        // containers-ready-mismatch
+        case(
+            "ContainersReady True, container not ready",
+            ContainersReadyMismatch,
+            true,
+            vec![running_pod("Always").ready("app", false)],
+        ),
+        case(
+            "ContainersReady True, sidecar without status",
+            ContainersReadyMismatch,
+            true,
+            {
+                let p = Pod::new("web")
+                    .sidecar("proxy")
+                    .containers(&["app"])
+                    .run("proxy", 1, true)
+                    .run("app", 2, true)
+                    .phase("Running")
+                    .kubelet_conditions(3);
+                vec![p.drop_status("proxy")]
+            },
+        ),
+        case(
+            "near miss: regular init container not ready",
+            ContainersReadyMismatch,
+            false,
+            {
+                let p = Pod::new("web")
+                    .init("setup")
+                    .containers(&["app"])
+                    .state("setup", terminated(0, 1, 2))
+                    .run("app", 3, true)
+                    .phase("Running")
+                    .kubelet_conditions(4);
+                vec![p]
+            },
+        ),
+        // succeeded-with-failed-container
+        case(
+            "Succeeded with exit 1",
+            SucceededWithFailedContainer,
+            true,
+            vec![
+                running_pod("Never")
+                    .exit("app", 1, 2, 10)
+                    .phase("Succeeded")
+                    .kubelet_conditions(10),
+            ],
+        ),
+        case(
+            "Succeeded with a running container",
+            SucceededWithFailedContainer,
+            true,
+            vec![
+                running_pod("Never")
+                    .phase("Succeeded")
+                    .cond("Ready", "False", 10)
+                    .cond("ContainersReady", "False", 10)
+                    .ready("app", false),
+            ],
+        ),
+        case(
+            "near miss: Succeeded, sidecar killed with 137",
+            SucceededWithFailedContainer,
+            false,
+            {
+                let p = Pod::new("web")
+                    .policy("Never")
+                    .sidecar("proxy")
+                    .containers(&["app"])
+                    .exit("proxy", 137, 1, 11)
+                    .exit("app", 0, 2, 10)
+                    .phase("Succeeded")
+                    .kubelet_conditions(11);
+                vec![p]
+            },
+        ),
+        // condition-time-churn
+        case(
+            "Ready stays True, time moves",
+            ConditionTimeChurn,
+            true,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").cond_time("Ready", 40),
+            ],
+        ),
+        case(
+            "near miss: Ready flips, time moves",
+            ConditionTimeChurn,
+            false,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").cond("Ready", "False", 40),
+            ],
+        ),
+        case(
+            "near miss: PodScheduled time moves (scheduler-owned)",
+            ConditionTimeChurn,
+            false,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").cond_time("PodScheduled", 40),
+            ],
+        ),
+        // restart-count-decreased
+        case(
+            "restartCount 3 -> 1",
+            RestartCountDecreased,
+            true,
+            vec![
+                running_pod("Always").restarts("app", 3),
+                running_pod("Always").restarts("app", 1),
+            ],
+        ),
+        case(
+            "near miss: new uid under the same name starts at 0",
+            RestartCountDecreased,
+            false,
+            vec![
+                running_pod("Always").restarts("app", 3),
+                running_pod("Always").uid("uid-web-2"),
+            ],
+        ),
+        // phase-mismatch
+        case(
+            "Never, all exited, still Running",
+            PhaseMismatch,
+            true,
+            vec![
+                running_pod("Never")
+                    .exit("app", 1, 2, 10)
+                    .kubelet_conditions(10),
+            ],
+        ),
+        case(
+            "near miss: Always, exited, Running (restarting)",
+            PhaseMismatch,
+            false,
+            vec![
+                running_pod("Always")
+                    .exit("app", 1, 2, 10)
+                    .kubelet_conditions(10),
+            ],
+        ),
+        case(
+            "near miss: evicted Always pod is Failed",
+            PhaseMismatch,
+            false,
+            vec![
+                running_pod("Always")
+                    .exit("app", 137, 2, 10)
+                    .phase("Failed")
+                    .reason("Evicted")
+                    .kubelet_conditions(10),
+            ],
+        ),
+        // unknown-disruption-reason
+        case(
+            "DisruptionTarget reason NewFancyReason",
+            UnknownDisruptionReason,
+            true,
+            vec![
+                running_pod("Always")
+                    .cond("DisruptionTarget", "True", 9)
+                    .cond_reason("DisruptionTarget", "NewFancyReason"),
+            ],
+        ),
+        case(
+            "near miss: DeletionByPodGC",
+            UnknownDisruptionReason,
+            false,
+            vec![
+                running_pod("Always")
+                    .cond("DisruptionTarget", "True", 9)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC"),
+            ],
+        ),
+        // phase-unknown
+        case(
+            "phase Unknown",
+            PhaseUnknown,
+            true,
+            vec![running_pod("Always").phase("Unknown")],
+        ),
+        case(
+            "near miss: phase Running",
+            PhaseUnknown,
+            false,
+            vec![running_pod("Always")],
+        ),
+        // failed-with-running-containers
+        case(
+            "PodGC marks a lost node's pod Failed",
+            FailedWithRunningContainers,
+            true,
+            vec![
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC"),
+            ],
+        ),
+        case(
+            "near miss: Failed, all exited",
+            FailedWithRunningContainers,
+            false,
+            vec![failed_never()],
+        ),
+        // restart-under-never
+        case(
+            "Never with restartCount 1",
+            RestartUnderNever,
+            true,
+            vec![running_pod("Never").restarts("app", 1)],
+        ),
+        case(
+            "near miss: OnFailure with restartCount 1",
+            RestartUnderNever,
+            false,
+            vec![running_pod("OnFailure").restarts("app", 1)],
+        ),
+        // restart-faster-than-backoff
+        case(
+            "second restart 2s after the exit",
+            RestartFasterThanBackoff,
+            true,
+            {
+                let p = running_pod("Always")
+                    .restarts("app", 1)
+                    .run("app", 20, true)
+                    .exit("app", 1, 20, 30);
+                vec![p.clone(), p.restart("app", 32)]
+            },
+        ),
+        case(
+            "near miss: first restart is immediate",
+            RestartFasterThanBackoff,
+            false,
+            {
+                let p = running_pod("Always").exit("app", 1, 2, 10);
+                vec![p.clone(), p.restart("app", 10)]
+            },
+        ),
+        case(
+            "near miss: second restart after 10s",
+            RestartFasterThanBackoff,
+            false,
+            {
+                let p = running_pod("Always")
+                    .restarts("app", 1)
+                    .run("app", 20, true)
+                    .exit("app", 1, 20, 30);
+                vec![p.clone(), p.restart("app", 40)]
+            },
+        ),
+        case(
+            "near miss: back-off reset after a 10-minute run",
+            RestartFasterThanBackoff,
+            false,
+            {
+                let p = running_pod("Always")
+                    .restarts("app", 4)
+                    .run("app", 20, true)
+                    .exit("app", 1, 20, 700);
+                vec![p.clone(), p.restart("app", 700)]
+            },
+        ),
+        // stuck-pending
+        case(
+            "Pending 11 minutes, unschedulable",
+            StuckPending,
+            true,
+            vec![
+                Pod::new("web")
+                    .containers(&["app"])
+                    .cond("PodScheduled", "False", 0)
+                    .cond_reason("PodScheduled", "Unschedulable"),
+                Pod::new("web")
+                    .containers(&["app"])
+                    .cond("PodScheduled", "False", 0)
+                    .cond_reason("PodScheduled", "Unschedulable")
+                    .cond("Other", "True", 660),
+            ],
+        ),
+        case(
+            "near miss: Pending 9 minutes",
+            StuckPending,
+            false,
+            vec![
+                Pod::new("web")
+                    .containers(&["app"])
+                    .cond("Other", "True", 540),
+            ],
+        ),
+        // restart-budget-exceeded (default budget: 5 per hour)
+        case(
+            "6 restarts within the hour",
+            RestartBudgetExceeded,
+            true,
+            crash_loop(6, 20),
+        ),
+        case(
+            "near miss: 5 restarts within the hour",
+            RestartBudgetExceeded,
+            false,
+            crash_loop(5, 20),
+        ),
+        case(
+            "near miss: 6 restarts over 3 hours",
+            RestartBudgetExceeded,
+            false,
+            crash_loop(6, 1800),
+        ),
+        // oom-killed
+        case(
+            "OOMKilled",
+            OomKilled,
+            true,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").state("app", oom(2, 10)),
+            ],
+        ),
+        case(
+            "near miss: exit 137 without OOMKilled",
+            OomKilled,
+            false,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").exit("app", 137, 2, 10),
+            ],
+        ),
+    ]
+}
+
+/// `n` restarts of `app`, each run lasting `run_secs`, with a 10s+ back-off.
+fn crash_loop(n: i32, run_secs: i64) -> Vec<Pod> {
+    let mut out = vec![running_pod("Always")];
+    let mut start = 2;
+    for _ in 0..n {
+        let exited = start + run_secs;
+        let next_start = exited + 300;
+        let p = out
+            .last()
+            .cloned()
+            .expect("a snapshot")
+            .exit("app", 1, start, exited);
+        out.push(p.clone());
+        out.push(p.restart("app", next_start));
+        start = next_start;
+    }
+    out
+}
+
+#[test]
+fn each_rule_fires_and_each_near_miss_does_not() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let mut seq = Seq::new();
+        for s in &c.snapshots {
+            seq.push(s.clone());
+        }
+        let findings = seq.audit();
+        let fired = findings.iter().any(|f| f.rule == c.rule);
+        if fired != c.fires {
+            failures.push(format!(
+                "{} [{}]: want fires={}, got {:#?}",
+                c.name, c.rule, c.fires, findings
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_rule_has_a_firing_case_and_a_near_miss() {
+    let cases = cases();
+    for &rule in RuleId::ALL {
+        assert!(
+            cases.iter().any(|c| c.rule == rule && c.fires),
+            "{rule}: no firing case"
+        );
+        assert!(
+            cases.iter().any(|c| c.rule == rule && !c.fires),
+            "{rule}: no near miss"
+        );
+    }
+}
+
+#[test]
+fn violation_severity_is_exactly_the_definite_set() {
+    let violations: Vec<&str> = RuleId::ALL
+        .iter()
+        .filter(|r| r.severity() == Severity::Violation)
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(
+        violations,
+        [
+            "terminal-phase-regression",
+            "restart-against-policy",
+            "terminal-phase-ready",
+            "ready-without-containers-ready",
+            "containers-ready-mismatch",
+            "succeeded-with-failed-container",
+            "condition-time-churn",
+            "restart-count-decreased"
+        ]
+    );
+    assert_eq!(RuleId::OomKilled.severity(), Severity::Info);
+}
+
+#[test]
+fn state_rules_report_when_they_appear_not_on_every_snapshot() {
+    let bad = running_pod("Never").exit("app", 1, 2, 10).phase("Failed");
+    let mut seq = Seq::new();
+    seq.push(bad.clone())
+        .push(bad.clone())
+        .push(bad.clone().kubelet_conditions(12));
+    seq.push(
+        bad.clone()
+            .cond("Ready", "True", 13)
+            .cond("ContainersReady", "True", 13),
+    );
+    let n = seq
+        .audit()
+        .iter()
+        .filter(|f| f.rule == RuleId::TerminalPhaseReady)
+        .count();
+    assert_eq!(n, 2, "fires on entry, stops, fires again on re-entry");
+}
+
+#[test]
+fn messages_say_what_happened() {
+    let mut seq = Seq::new();
+    seq.push(failed_never())
+        .push(failed_never().restart("app", 20));
+    let f = seq
+        .audit()
+        .into_iter()
+        .find(|f| f.rule == RuleId::RestartAgainstPolicy)
+        .expect("restart-against-policy");
+    assert_eq!(
+        f.message,
+        "container app was restarted although restartPolicy is Never: terminated (exit 1) -> running"
+    );
+    assert_eq!(
+        (f.namespace.as_str(), f.pod.as_str(), f.uid.as_str()),
+        ("default", "web", "uid-web")
+    );
+    assert_eq!(f.resource_version, "2");
+    assert_eq!(f.container.as_deref(), Some("app"));
+    assert_eq!(f.expected.as_deref(), Some("terminated"));
+    assert_eq!(f.observed.as_deref(), Some("running"));
+}
+
+#[test]
+fn disabled_rules_and_policy_settings_apply() {
+    let mut seq = Seq::new();
+    seq.push(failed_never())
+        .push(failed_never().restart("app", 20).phase("Running"));
+    let settings = RuleSettings {
+        disabled: [RuleId::RestartAgainstPolicy].into_iter().collect(),
+        ..RuleSettings::default()
+    };
+    let rules = rules_of(&seq.audit_with(&settings));
+    assert!(!rules.contains(&RuleId::RestartAgainstPolicy));
+    assert!(rules.contains(&RuleId::TerminalPhaseRegression));
+
+    let mut loop3 = Seq::new();
+    for p in crash_loop(3, 20) {
+        loop3.push(p);
+    }
+    let tight = RuleSettings {
+        restart_budget: RestartBudget {
+            count: 2,
+            window: Seconds(3600),
+        },
+        ..RuleSettings::default()
+    };
+    assert!(rules_of(&loop3.audit_with(&tight)).contains(&RuleId::RestartBudgetExceeded));
+    assert!(!rules_of(&loop3.audit()).contains(&RuleId::RestartBudgetExceeded));
+
+    let pending = Pod::new("web")
+        .containers(&["app"])
+        .cond("Other", "True", 200);
+    let mut p = Seq::new();
+    p.push(pending);
+    let quick = RuleSettings {
+        stuck_pending_after: Seconds(120),
+        ..RuleSettings::default()
+    };
+    assert!(rules_of(&p.audit_with(&quick)).contains(&RuleId::StuckPending));
+}

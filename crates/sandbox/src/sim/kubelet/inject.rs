@@ -1,0 +1,286 @@
+//! Faulty-kubelet writes: for each rule of SEMANTICS.md B7, one status patch that
+//! breaks exactly that rule, built from the pod's current API status. Each rule needs
+//! a pod state that can carry it alone (e.g. a terminal phase to leave); when the pod is
+//! not there yet the injection is refused with the precondition that is missing.
+//!
+//! | rule | needs | the write |
+//! |---|---|---|
+//! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
+//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
+//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates | Ready and ContainersReady True, every container and sidecar ready |
+//! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
+//! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
+//! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
+//! | `condition-time-churn` | a kubelet-owned condition | its lastTransitionTime moved, status kept |
+//! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
+//!
+//! Every rule also needs the kubelet's first status written and the node reachable.
+//! Conditions a write does not mean to flip keep their lastTransitionTime, so no
+//! other rule breaks.
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::api::object::format_time;
+
+use super::pod::PodState;
+use super::spec::Kind;
+
+type Why = String;
+
+fn phase(status: &Value) -> &str {
+    status.get("phase").and_then(Value::as_str).unwrap_or("")
+}
+
+fn terminal(status: &Value) -> bool {
+    matches!(phase(status), "Succeeded" | "Failed")
+}
+
+fn condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
+    status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+/// A condition with `status`, keeping the API's lastTransitionTime when the status
+/// stays (so only the rule being injected breaks).
+fn set_condition(
+    status: &Value,
+    kind: &str,
+    to: bool,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> Value {
+    let word = if to { "True" } else { "False" };
+    let time = match condition(status, kind) {
+        Some(c) if c.get("status").and_then(Value::as_str) == Some(word) => c
+            .get("lastTransitionTime")
+            .cloned()
+            .unwrap_or(json!(format_time(now))),
+        _ => json!(format_time(now)),
+    };
+    let mut c =
+        json!({"type": kind, "status": word, "lastProbeTime": null, "lastTransitionTime": time});
+    if let Some(r) = reason {
+        c["reason"] = json!(r);
+    }
+    c
+}
+
+fn statuses(status: &Value, list: &str) -> Vec<Value> {
+    status
+        .get(list)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn replace(list: Vec<Value>) -> Value {
+    let mut out = vec![json!({"$patch": "replace"})];
+    out.extend(list);
+    Value::Array(out)
+}
+
+fn find(list: &[Value], name: &str) -> Option<usize> {
+    list.iter()
+        .position(|s| s.get("name").and_then(Value::as_str) == Some(name))
+}
+
+/// The patch that breaks `rule` for this pod, or why it cannot.
+pub fn violating_patch(
+    st: &PodState,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    rule: &str,
+    now: Timestamp,
+) -> Result<Value, Why> {
+    let status = pod
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    if status.get("containerStatuses").is_none() {
+        return Err("the kubelet has not written the pod's container statuses yet".into());
+    }
+    let plan = &st.plan;
+    let apps = statuses(&status, "containerStatuses");
+    let inits = statuses(&status, "initContainerStatuses");
+    let need_terminal = || -> Result<(), Why> {
+        if terminal(&status) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the rule needs a pod in phase Succeeded or Failed; it is {:?}",
+                phase(&status)
+            ))
+        }
+    };
+    let need_live = || -> Result<(), Why> {
+        if terminal(&status) {
+            Err(format!(
+                "the rule needs a pod that is not terminal; it is {}",
+                phase(&status)
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let patch = match rule {
+        "terminal-phase-regression" => {
+            need_terminal()?;
+            json!({"phase": "Running"})
+        }
+        "restart-against-policy" => {
+            let succeeded = phase(&status) == "Succeeded";
+            let mut found = None;
+            for spec in &plan.ctrs {
+                if spec.kind == Kind::Sidecar || (succeeded && spec.kind == Kind::App) {
+                    continue;
+                }
+                let (key, list) = match spec.kind {
+                    Kind::App => ("containerStatuses", &apps),
+                    _ => ("initContainerStatuses", &inits),
+                };
+                let Some(i) = find(list, &spec.name) else {
+                    continue;
+                };
+                let exit = list[i]
+                    .pointer("/state/terminated/exitCode")
+                    .and_then(Value::as_i64);
+                if let Some(exit) = exit.and_then(|e| i32::try_from(e).ok())
+                    && !spec.should_restart(plan.policy, exit)
+                {
+                    found = Some((key, list.clone(), i));
+                    break;
+                }
+            }
+            let Some((key, mut list, i)) = found else {
+                return Err("the rule needs a container terminated with an exit its restart policy does not restart (not a sidecar; an init container if the pod Succeeded)".into());
+            };
+            list[i]["state"] = json!({"running": {"startedAt": format_time(now)}});
+            list[i]["started"] = json!(true);
+            json!({ key: replace(list) })
+        }
+        "terminal-phase-ready" => {
+            need_terminal()?;
+            if !plan.readiness_gates.is_empty() {
+                return Err("the rule needs a pod without readiness gates".into());
+            }
+            let mut apps = apps;
+            for s in &mut apps {
+                s["ready"] = json!(true);
+            }
+            let mut inits = inits;
+            for s in &mut inits {
+                let sidecar = plan.ctrs.iter().any(|c| {
+                    c.kind == Kind::Sidecar
+                        && s.get("name").and_then(Value::as_str) == Some(&c.name)
+                });
+                if sidecar {
+                    s["ready"] = json!(true);
+                }
+            }
+            let mut p = json!({
+                "conditions": [
+                    set_condition(&status, "ContainersReady", true, None, now),
+                    set_condition(&status, "Ready", true, None, now),
+                ],
+                "containerStatuses": replace(apps),
+            });
+            if !inits.is_empty() {
+                p["initContainerStatuses"] = replace(inits);
+            }
+            p
+        }
+        "ready-without-containers-ready" => {
+            need_live()?;
+            json!({"conditions": [
+                set_condition(&status, "ContainersReady", false, Some("ContainersNotReady"), now),
+                set_condition(&status, "Ready", true, None, now),
+            ]})
+        }
+        "containers-ready-mismatch" => {
+            need_live()?;
+            let mut apps = apps;
+            let Some(first) = apps.first_mut() else {
+                return Err("the pod has no container status yet".into());
+            };
+            first["ready"] = json!(false);
+            json!({
+                "conditions": [set_condition(&status, "ContainersReady", true, None, now)],
+                "containerStatuses": replace(apps),
+            })
+        }
+        "succeeded-with-failed-container" => {
+            need_live()?;
+            let all_ok = plan.apps().all(|i| {
+                find(&apps, &plan.ctrs[i].name).is_some_and(|j| {
+                    apps[j]
+                        .pointer("/state/terminated/exitCode")
+                        .and_then(Value::as_i64)
+                        == Some(0)
+                })
+            });
+            if all_ok {
+                return Err("every container already terminated with exit 0".into());
+            }
+            json!({
+                "phase": "Succeeded",
+                "conditions": [
+                    set_condition(&status, "ContainersReady", false, Some("PodCompleted"), now),
+                    set_condition(&status, "Ready", false, Some("PodCompleted"), now),
+                ],
+            })
+        }
+        "condition-time-churn" => {
+            let pick = [
+                "PodReadyToStartContainers",
+                "Initialized",
+                "ContainersReady",
+                "Ready",
+            ]
+            .into_iter()
+            .find_map(|k| condition(&status, k));
+            let Some(c) = pick else {
+                return Err("the pod has no kubelet-owned condition yet".into());
+            };
+            let t = c
+                .get("lastTransitionTime")
+                .and_then(Value::as_str)
+                .and_then(crate::api::object::parse_time)
+                .map(|t| t.as_second())
+                .ok_or("the condition has no lastTransitionTime")?;
+            let moved = if now.as_second() != t {
+                now.as_second()
+            } else {
+                t - 1
+            };
+            let moved = Timestamp::from_second(moved).map_err(|e| e.to_string())?;
+            let mut c = c.clone();
+            c["lastTransitionTime"] = json!(format_time(moved));
+            json!({"conditions": [c]})
+        }
+        "restart-count-decreased" => {
+            let restarted = |l: &[Value]| {
+                l.iter()
+                    .position(|s| s.get("restartCount").and_then(Value::as_i64).unwrap_or(0) > 0)
+            };
+            if let Some(i) = restarted(&apps) {
+                let mut apps = apps;
+                let n = apps[i]["restartCount"].as_i64().unwrap_or(1);
+                apps[i]["restartCount"] = json!(n - 1);
+                json!({"containerStatuses": replace(apps)})
+            } else if let Some(i) = restarted(&inits) {
+                let mut inits = inits;
+                let n = inits[i]["restartCount"].as_i64().unwrap_or(1);
+                inits[i]["restartCount"] = json!(n - 1);
+                json!({"initContainerStatuses": replace(inits)})
+            } else {
+                return Err("no container has restarted yet".into());
+            }
+        }
+        other => return Err(format!("unknown rule {other:?}")),
+    };
+    Ok(json!({ "status": patch }))
+}
