@@ -18,6 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
+    Run(podwarden::controller::cli::RunArgs),
     /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
     Crd,
     /// Run the sandbox Kubernetes API server.
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
+        Command::Run(args) => podwarden::controller::cli::run(&args),
         Command::Crd => print_crd(),
         Command::Sandbox(args) => podwarden_sandbox::cli::run(&args),
     }

@@ -1,0 +1,143 @@
+//! `podwarden run`: finds the cluster as kubectl does, starts the controller, runs until
+//! interrupted or until a background task fails.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use super::Options;
+
+/// Watches the cluster and audits every pod transition a PodLifecyclePolicy selects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Kubeconfig file (default: in-cluster service account, else `KUBECONFIG`, else
+    /// `~/.kube/config`).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Event writes per second, in total.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_qps)]
+    pub event_qps: f64,
+    /// `text` (readable on a terminal) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+fn parse_qps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if q.is_finite() && q > 0.0 && q <= 1000.0 => Ok(q),
+        _ => Err(format!("{s:?} is not a rate between 0 and 1000 per second")),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("no cluster found: {0} (set KUBECONFIG, pass --kubeconfig, or run in a cluster)")]
+    Infer(#[source] kube::config::InferConfigError),
+    #[error("kubeconfig: {0}")]
+    Config(#[source] kube::config::KubeconfigError),
+    #[error("cannot build a client: {0}")]
+    Client(#[source] kube::Error),
+}
+
+/// A client for the cluster the arguments name, found as kubectl finds it.
+pub async fn connect(
+    kubeconfig: Option<&PathBuf>,
+    context: Option<&str>,
+) -> Result<Client, ConnectError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).map_err(|source| ConnectError::Kubeconfig {
+                path: path.clone(),
+                source,
+            })?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(ConnectError::Config)?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(ConnectError::Config)?,
+        None => Config::infer().await.map_err(ConnectError::Infer)?,
+    };
+    Client::try_from(config).map_err(ConnectError::Client)
+}
+
+pub fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // A second initialisation (tests, demo) keeps the first.
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    init_logs(&args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("podwarden run: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match connect(args.kubeconfig.as_ref(), args.context.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("podwarden run: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let options = Options {
+            event_qps: args.event_qps,
+            http_addr: Some(args.http_addr),
+            instance: std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_else(|_| "podwarden".into()),
+        };
+        let mut handle = match super::start(client, options).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("podwarden run: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(http = ?handle.http_addr, "podwarden is running");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupted; stopping");
+                handle.shutdown().await;
+                ExitCode::SUCCESS
+            }
+            name = handle.died() => {
+                eprintln!("podwarden run: the {name} stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

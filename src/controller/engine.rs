@@ -1,0 +1,381 @@
+//! The controller's audit state, without I/O: the policies, one tracker per distinct
+//! rule settings, which policies select each pod, and what each policy has counted.
+//! Every pod watch event goes through [`Engine::on_pod`]; its output says what to record.
+//!
+//! Bounds: one entry per live selected pod (uids missing from a relist are dropped by
+//! [`Engine::retain`]); one tracker per distinct rule settings (at most one per policy);
+//! per policy, counts by rule and severity and at most
+//! [`RECENT_FINDINGS_LIMIT`](podwarden_model::policy::RECENT_FINDINGS_LIMIT) recent
+//! findings.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use podwarden_model::policy::{
+    PodLifecyclePolicy, PodLifecyclePolicyStatus, PolicyError, RecentFinding,
+};
+use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
+
+use crate::audit::Scope;
+
+/// A policy by namespace and name.
+pub type PolicyKey = (String, String);
+
+/// What the controller knows of one policy.
+#[derive(Debug)]
+pub struct PolicyState {
+    pub uid: String,
+    pub generation: Option<i64>,
+    /// `Err`: the spec is invalid; the policy selects nothing until it is fixed.
+    pub config: Result<PolicyConfig, PolicyError>,
+    pub counts: PolicyCounts,
+}
+
+/// A valid policy's scope and settings.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub scope: Scope,
+    pub settings: RuleSettings,
+    /// Findings of at least this severity become Events.
+    pub event_severity: Severity,
+}
+
+/// What a policy has counted; its status is made from this.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyCounts {
+    /// Pods the policy selects now.
+    pub pods: i64,
+    pub by_rule: BTreeMap<RuleId, i64>,
+    pub by_severity: BTreeMap<Severity, i64>,
+    /// Newest first, at most `RECENT_FINDINGS_LIMIT`.
+    pub recent: Vec<RecentFinding>,
+}
+
+impl PolicyCounts {
+    /// The counts a status records; the selected pods are counted anew as pods arrive.
+    pub fn restored(status: &PodLifecyclePolicyStatus) -> Self {
+        let mut counts = PolicyCounts::default();
+        for (id, n) in &status.findings_by_rule {
+            if let Some(rule) = RuleId::ALL.iter().find(|r| r.as_str() == id) {
+                counts.by_rule.insert(*rule, *n);
+                *counts.by_severity.entry(rule.severity()).or_default() += *n;
+            }
+        }
+        counts.recent = status.recent_findings.clone();
+        counts
+            .recent
+            .truncate(podwarden_model::policy::RECENT_FINDINGS_LIMIT);
+        counts
+    }
+
+    fn count(&mut self, finding: &Finding) {
+        *self.by_rule.entry(finding.rule).or_default() += 1;
+        *self.by_severity.entry(finding.severity).or_default() += 1;
+        self.recent.insert(0, RecentFinding::from(finding));
+        self.recent
+            .truncate(podwarden_model::policy::RECENT_FINDINGS_LIMIT);
+    }
+}
+
+/// How a pod watch event arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodChange {
+    /// Added or modified: the pod's current state.
+    Applied,
+    /// Listed after a gap in the watch: states between the last one seen and this one may
+    /// have been missed, so only rules that hold across a gap judge the transition.
+    Relisted,
+    /// The pod's final state: it is gone after this.
+    Deleted,
+}
+
+/// One finding and what to do with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub finding: Finding,
+    /// Whether a selecting policy records findings of this severity as Events.
+    pub record_event: bool,
+    /// The policies that selected the pod and counted the finding.
+    pub policies: Vec<PolicyKey>,
+}
+
+#[derive(Debug)]
+struct SettingsGroup {
+    settings: RuleSettings,
+    tracker: Tracker,
+}
+
+#[derive(Debug, Default)]
+pub struct Engine {
+    policies: BTreeMap<PolicyKey, PolicyState>,
+    groups: Vec<SettingsGroup>,
+    /// Pod uid -> the policies selecting it (as of its last event).
+    selected_by: HashMap<Box<str>, Vec<PolicyKey>>,
+    /// Policies whose counts changed since [`Engine::take_dirty`].
+    dirty: HashSet<PolicyKey>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A policy was created or changed. A changed scope or settings takes effect from the
+    /// next event of each pod; counts are kept.
+    pub fn apply_policy(&mut self, policy: &PodLifecyclePolicy) {
+        let key = policy_key(policy);
+        let uid = policy.metadata.uid.clone().unwrap_or_default();
+        let config = policy_config(policy);
+        let generation = policy.metadata.generation;
+        match self.policies.get_mut(&key) {
+            Some(state) => {
+                if state.uid != uid {
+                    // A new policy under an old name starts from nothing.
+                    state.uid = uid;
+                    state.counts = PolicyCounts::default();
+                }
+                state.generation = generation;
+                state.config = config;
+            }
+            None => {
+                // What an earlier run counted (its status) is where counting resumes.
+                let counts = policy
+                    .status
+                    .as_ref()
+                    .map(PolicyCounts::restored)
+                    .unwrap_or_default();
+                self.policies.insert(
+                    key.clone(),
+                    PolicyState {
+                        uid,
+                        generation,
+                        config,
+                        counts,
+                    },
+                );
+            }
+        }
+        self.dirty.insert(key);
+        self.prune_groups();
+    }
+
+    /// A policy was deleted: it selects nothing from now on.
+    pub fn delete_policy(&mut self, key: &PolicyKey) {
+        if self.policies.remove(key).is_some() {
+            for selecting in self.selected_by.values_mut() {
+                selecting.retain(|k| k != key);
+            }
+            self.dirty.remove(key);
+            self.prune_groups();
+        }
+    }
+
+    /// Drop the trackers no valid policy uses any more.
+    fn prune_groups(&mut self) {
+        let policies = &self.policies;
+        self.groups.retain(|g| {
+            policies
+                .values()
+                .any(|p| p.config.as_ref().is_ok_and(|c| c.settings == g.settings))
+        });
+    }
+
+    pub fn policy(&self, key: &PolicyKey) -> Option<&PolicyState> {
+        self.policies.get(key)
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = (&PolicyKey, &PolicyState)> {
+        self.policies.iter()
+    }
+
+    /// Policies whose counts or config changed since the last call.
+    pub fn take_dirty(&mut self) -> Vec<PolicyKey> {
+        let mut keys: Vec<PolicyKey> = self.dirty.drain().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Pods tracked (selected by some policy).
+    pub fn tracked_pods(&self) -> usize {
+        self.selected_by.len()
+    }
+
+    /// Audits one pod watch event at `now`. A pod no policy selects is dropped from
+    /// every tracker (it may have been relabelled out of scope).
+    pub fn on_pod(&mut self, view: PodView, change: PodChange, now: Timestamp) -> Vec<Output> {
+        let selecting: Vec<PolicyKey> = self
+            .policies
+            .iter()
+            .filter(|(_, p)| p.config.as_ref().is_ok_and(|c| c.scope.selects(&view)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.update_selection(&view.uid, &selecting);
+        if selecting.is_empty() {
+            self.forget(&view.uid);
+            return Vec::new();
+        }
+        self.ensure_groups(&selecting);
+        let uid = view.uid.clone();
+        if change == PodChange::Relisted
+            && self
+                .groups
+                .iter()
+                .find_map(|g| g.tracker.get(&uid))
+                .is_some_and(|seen| seen.resource_version == view.resource_version)
+        {
+            // Unchanged during the gap.
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for group in &mut self.groups {
+            let users: Vec<&PolicyKey> = selecting
+                .iter()
+                .filter(|k| {
+                    self.policies[*k]
+                        .config
+                        .as_ref()
+                        .is_ok_and(|c| c.settings == group.settings)
+                })
+                .collect();
+            if users.is_empty() {
+                group.tracker.forget(&uid);
+                continue;
+            }
+            for finding in group.tracker.observe(view.clone(), now, &group.settings) {
+                if change == PodChange::Relisted && !holds_across_gap(finding.rule) {
+                    continue;
+                }
+                let mut record_event = false;
+                for key in &users {
+                    if let Some(policy) = self.policies.get_mut(*key) {
+                        policy.counts.count(&finding);
+                        record_event |= policy
+                            .config
+                            .as_ref()
+                            .is_ok_and(|c| finding.severity >= c.event_severity);
+                        self.dirty.insert((*key).clone());
+                    }
+                }
+                out.push(Output {
+                    finding,
+                    record_event,
+                    policies: users.iter().map(|k| (*k).clone()).collect(),
+                });
+            }
+        }
+        if change == PodChange::Deleted {
+            self.forget(&uid);
+            self.update_selection(&uid, &[]);
+        }
+        dedupe_outputs(out)
+    }
+
+    /// A tracker for every rule settings a selecting policy uses.
+    fn ensure_groups(&mut self, selecting: &[PolicyKey]) {
+        for key in selecting {
+            if let Some(Ok(config)) = self.policies.get(key).map(|p| &p.config)
+                && !self.groups.iter().any(|g| g.settings == config.settings)
+            {
+                self.groups.push(SettingsGroup {
+                    settings: config.settings.clone(),
+                    tracker: Tracker::new(),
+                });
+            }
+        }
+    }
+
+    /// Keeps the `selecting` set of a pod and each policy's count of selected pods.
+    fn update_selection(&mut self, uid: &str, selecting: &[PolicyKey]) {
+        let before = if selecting.is_empty() {
+            self.selected_by.remove(uid).unwrap_or_default()
+        } else {
+            self.selected_by
+                .insert(uid.into(), selecting.to_vec())
+                .unwrap_or_default()
+        };
+        for key in before.iter().filter(|k| !selecting.contains(k)) {
+            if let Some(p) = self.policies.get_mut(key) {
+                p.counts.pods -= 1;
+                self.dirty.insert(key.clone());
+            }
+        }
+        for key in selecting.iter().filter(|k| !before.contains(k)) {
+            if let Some(p) = self.policies.get_mut(key) {
+                p.counts.pods += 1;
+                self.dirty.insert(key.clone());
+            }
+        }
+    }
+
+    fn forget(&mut self, uid: &str) {
+        for group in &mut self.groups {
+            group.tracker.forget(uid);
+        }
+    }
+
+    /// After a relist: uids not in `live` are gone (deleted while the watch was down) and
+    /// are forgotten without a final audit. Returns how many were dropped.
+    pub fn retain(&mut self, live: &HashSet<Box<str>>) -> usize {
+        let gone: Vec<Box<str>> = self
+            .selected_by
+            .keys()
+            .filter(|uid| !live.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in &gone {
+            self.update_selection(uid, &[]);
+            self.forget(uid);
+        }
+        gone.len()
+    }
+}
+
+/// Whether a finding stays sound when the previous snapshot is not the state right
+/// before this one (a relist after a gap). State rules judge one snapshot; of the
+/// transition rules, only those whose forbidden change cannot be undone by intermediate
+/// states qualify: a terminal phase never goes back, restart counts never decrease.
+pub fn holds_across_gap(rule: RuleId) -> bool {
+    rule.is_state()
+        || matches!(
+            rule,
+            RuleId::TerminalPhaseRegression | RuleId::RestartCountDecreased
+        )
+}
+
+/// Two settings groups can find the same thing on one snapshot: one output per finding,
+/// with the union of the policies.
+fn dedupe_outputs(outputs: Vec<Output>) -> Vec<Output> {
+    let mut merged: Vec<Output> = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        match merged.iter_mut().find(|m| m.finding == o.finding) {
+            Some(m) => {
+                m.record_event |= o.record_event;
+                for p in o.policies {
+                    if !m.policies.contains(&p) {
+                        m.policies.push(p);
+                    }
+                }
+            }
+            None => merged.push(o),
+        }
+    }
+    merged
+}
+
+pub fn policy_key(policy: &PodLifecyclePolicy) -> PolicyKey {
+    (
+        policy.metadata.namespace.clone().unwrap_or_default(),
+        policy.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn policy_config(policy: &PodLifecyclePolicy) -> Result<PolicyConfig, PolicyError> {
+    let spec = &policy.spec;
+    Ok(PolicyConfig {
+        scope: Scope {
+            namespace: policy.metadata.namespace.clone(),
+            selector: spec.selector()?,
+        },
+        settings: spec.rule_settings()?,
+        event_severity: spec.event_severity(),
+    })
+}

@@ -1,0 +1,143 @@
+//! The controller's Prometheus metrics. Every family has a bounded label set: rule ids
+//! and severities are closed enums, reasons are the controller's own constants.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub rule: String,
+    pub severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub pod_watch_events: Counter,
+    pub findings: Family<FindingLabels, Counter>,
+    pub events_written: Counter,
+    pub events_suppressed: Family<ReasonLabels, Counter>,
+    pub events_dropped: Counter,
+    pub event_write_errors: Counter,
+    pub relists: Counter,
+    /// Pods forgotten because a relist no longer had them (deleted during a gap).
+    pub relist_gone: Counter,
+    pub cached_pods: Gauge,
+    pub status_writes: Counter,
+    pub status_write_errors: Counter,
+    pub audit_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("podwarden");
+        let m = Metrics {
+            pod_watch_events: Counter::default(),
+            findings: Family::default(),
+            events_written: Counter::default(),
+            events_suppressed: Family::default(),
+            events_dropped: Counter::default(),
+            event_write_errors: Counter::default(),
+            relists: Counter::default(),
+            relist_gone: Counter::default(),
+            cached_pods: Gauge::default(),
+            status_writes: Counter::default(),
+            status_write_errors: Counter::default(),
+            // 100 µs to ~13 s.
+            audit_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "pod_watch_events",
+            "Pod watch events received (relisted pods included)",
+            m.pod_watch_events.clone(),
+        );
+        registry.register(
+            "findings",
+            "Findings by rule and severity",
+            m.findings.clone(),
+        );
+        registry.register(
+            "events_written",
+            "Kubernetes Events created or updated",
+            m.events_written.clone(),
+        );
+        registry.register(
+            "events_suppressed",
+            "Events not written: spam filter, already recorded",
+            m.events_suppressed.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Events dropped because the write queue was full (oldest first)",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "event_write_errors",
+            "Event writes that failed after their retries",
+            m.event_write_errors.clone(),
+        );
+        registry.register(
+            "relists",
+            "Full lists of pods after the first",
+            m.relists.clone(),
+        );
+        registry.register(
+            "relist_gone_pods",
+            "Pods a relist no longer had (deleted while the watch was down)",
+            m.relist_gone.clone(),
+        );
+        registry.register(
+            "cached_pods",
+            "Pods the controller tracks",
+            m.cached_pods.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Policy status writes",
+            m.status_writes.clone(),
+        );
+        registry.register(
+            "status_write_errors",
+            "Policy status writes that failed",
+            m.status_write_errors.clone(),
+        );
+        registry.register(
+            "audit_latency_seconds",
+            "From a pod watch event received to its findings",
+            m.audit_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn suppressed(&self, reason: &str) {
+        self.events_suppressed
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,483 @@
+//! The live controller (`podwarden run`): it watches pods and PodLifecyclePolicies
+//! through `kube::Client`, audits every pod transition a policy selects, records
+//! findings as Events, keeps each policy's status, and serves metrics and probes.
+//!
+//! Tasks, each with its bound:
+//! - the policy watcher (kube-runtime's watcher, default back-off);
+//! - the pod watcher ([`pods`]): list + watch into the compact view;
+//! - the audit loop: the only owner of the [`engine::Engine`]; policies first (pods wait
+//!   until the policies are listed), then every pod event in order;
+//! - the Event writer ([`events`]) and the status writer ([`status`]);
+//! - the HTTP server: `/metrics`, `/healthz` (fails when a task has died), `/readyz`
+//!   (ready after the first full sync of policies and pods).
+
+pub mod cli;
+pub mod engine;
+pub mod events;
+pub mod metrics;
+pub mod pods;
+pub mod status;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use podwarden_model::policy::PodLifecyclePolicy;
+use podwarden_model::{Finding, Timestamp};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use engine::{Engine, PodChange, PolicyKey};
+use events::EventQueue;
+use metrics::{FindingLabels, Metrics};
+use pods::{PodEvent, Received};
+use status::StatusBoard;
+
+/// How often changed policy statuses are handed to the writer.
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
+/// Policy events waiting for the audit loop.
+const POLICY_CHANNEL: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Event writes per second, in total.
+    pub event_qps: f64,
+    /// Where to serve `/metrics`, `/healthz`, `/readyz` (`None`: not served).
+    pub http_addr: Option<SocketAddr>,
+    /// `reportingInstance` of the Events.
+    pub instance: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            event_qps: 5.0,
+            http_addr: None,
+            instance: "podwarden".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the PodLifecyclePolicy CRD is not installed in this cluster ({0}); install it with `kubectl apply -f crds/`"
+    )]
+    CrdMissing(String),
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(#[source] kube::Error),
+    #[error("cannot serve {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What the audit loop publishes for probes and tests.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub ready: AtomicBool,
+    pub task_died: AtomicBool,
+}
+
+/// A running controller; dropping it stops every task.
+#[derive(Debug)]
+pub struct Handle {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    /// Where the HTTP server listens, when it was asked for.
+    pub http_addr: Option<SocketAddr>,
+    ready: watch::Receiver<bool>,
+    /// The first task that ended (tasks end only on failure).
+    died: watch::Receiver<Option<&'static str>>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.supervisor.abort();
+    }
+}
+
+impl Handle {
+    /// Waits until policies and pods have been listed once.
+    pub async fn ready(&mut self) {
+        let _ = self.ready.wait_for(|r| *r).await;
+    }
+
+    /// Stops every task.
+    pub async fn shutdown(self) {
+        self.supervisor.abort();
+    }
+
+    /// Waits until a task ends (which it only does on failure); returns its name.
+    pub async fn died(&mut self) -> &'static str {
+        match self.died.wait_for(Option::is_some).await {
+            Ok(name) => name.unwrap_or("a task"),
+            Err(_) => "the supervisor",
+        }
+    }
+}
+
+/// Checks the cluster and the CRD, then starts every task.
+pub async fn start(client: Client, options: Options) -> Result<Handle, StartError> {
+    check_crd(&client).await?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let queue = Arc::new(EventQueue::default());
+    let board = Arc::new(StatusBoard::default());
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let (pod_tx, pod_rx) = mpsc::channel(pods::CHANNEL_CAPACITY);
+    let (policy_tx, policy_rx) = mpsc::channel(POLICY_CHANNEL);
+    let (relist_tx, relist_rx) = watch::channel(0u64);
+    let mut tasks = JoinSet::new();
+
+    let http_addr = match options.http_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let local = listener.local_addr().ok();
+            let app = http_router(metrics.clone(), health.clone());
+            tasks.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+                "http server"
+            });
+            local
+        }
+        None => None,
+    };
+    {
+        let client = client.clone();
+        tasks.spawn(async move {
+            watch_policies(client, policy_tx).await;
+            "policy watcher"
+        });
+    }
+    {
+        let (client, metrics) = (client.clone(), metrics.clone());
+        tasks.spawn(async move {
+            pods::run(client, pod_tx, metrics, relist_rx).await;
+            "pod watcher"
+        });
+    }
+    {
+        let (client, queue, metrics) = (client.clone(), queue.clone(), metrics.clone());
+        let (qps, instance) = (options.event_qps, options.instance.clone());
+        tasks.spawn(async move {
+            events::write_loop(client, queue, metrics, qps, instance).await;
+            "event writer"
+        });
+    }
+    {
+        let (client, board, metrics) = (client.clone(), board.clone(), metrics.clone());
+        tasks.spawn(async move {
+            status::write_loop(client, board, metrics).await;
+            "status writer"
+        });
+    }
+    {
+        let audit = AuditLoop {
+            engine: Engine::new(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            queue,
+            board,
+            ready_since: HashMap::new(),
+            relist: relist_tx,
+            ready: ready_tx,
+            clock: None,
+        };
+        tasks.spawn(async move {
+            audit.run(policy_rx, pod_rx).await;
+            "audit loop"
+        });
+    }
+    let (died_tx, died_rx) = watch::channel(None);
+    let supervisor = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            // Dropping the set (when this task is aborted) aborts every task.
+            let name = match tasks.join_next().await {
+                Some(Ok(name)) => name,
+                Some(Err(_)) => "a task that panicked",
+                None => return,
+            };
+            tracing::error!(task = name, "a background task ended; /healthz now fails");
+            health.task_died.store(true, Ordering::Relaxed);
+            let _ = died_tx.send(Some(name));
+            while tasks.join_next().await.is_some() {}
+        })
+    };
+    Ok(Handle {
+        metrics,
+        health,
+        http_addr,
+        ready: ready_rx,
+        died: died_rx,
+        supervisor,
+    })
+}
+
+async fn check_crd(client: &Client) -> Result<(), StartError> {
+    let api: Api<PodLifecyclePolicy> = Api::all(client.clone());
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(StartError::CrdMissing(s.message)),
+        Err(e) => Err(StartError::Unreachable(e)),
+    }
+}
+
+#[derive(Debug)]
+enum PolicyEvent {
+    Applied(Box<PodLifecyclePolicy>),
+    Deleted(PolicyKey),
+    /// A (re)list of policies began: the keys it brings are the live set.
+    ListStart,
+    ListDone,
+}
+
+async fn watch_policies(client: Client, tx: mpsc::Sender<PolicyEvent>) {
+    let api: Api<PodLifecyclePolicy> = Api::all(client);
+    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                PolicyEvent::Applied(Box::new(p))
+            }
+            Ok(watcher::Event::Delete(p)) => PolicyEvent::Deleted(engine::policy_key(&p)),
+            Ok(watcher::Event::Init) => PolicyEvent::ListStart,
+            Ok(watcher::Event::InitDone) => PolicyEvent::ListDone,
+            Err(e) => {
+                tracing::warn!(error = %e, "policy watch failed; retrying");
+                continue;
+            }
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct AuditLoop {
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    queue: Arc<EventQueue>,
+    board: Arc<StatusBoard>,
+    /// When each policy's Ready condition took its current status.
+    ready_since: HashMap<PolicyKey, (bool, jiff::Timestamp)>,
+    relist: watch::Sender<u64>,
+    ready: watch::Sender<bool>,
+    /// The newest time the cluster has reported (see [`AuditLoop::now`]).
+    clock: Option<Timestamp>,
+}
+
+impl AuditLoop {
+    async fn run(
+        mut self,
+        mut policies: mpsc::Receiver<PolicyEvent>,
+        mut pods: mpsc::Receiver<Received>,
+    ) {
+        let mut policies_synced = false;
+        let mut pods_synced = false;
+        let mut listing: Option<Vec<PolicyKey>> = None;
+        let mut tick = tokio::time::interval(STATUS_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                event = policies.recv() => {
+                    let Some(event) = event else { return };
+                    match event {
+                        PolicyEvent::ListStart => listing = Some(Vec::new()),
+                        PolicyEvent::Applied(p) => {
+                            let key = engine::policy_key(&p);
+                            if let Some(l) = listing.as_mut() {
+                                l.push(key.clone());
+                            }
+                            let selects_differently = self
+                                .engine
+                                .policy(&key)
+                                .is_none_or(|s| s.generation != p.metadata.generation);
+                            self.engine.apply_policy(&p);
+                            // Pods no event will bring may be selected now.
+                            if pods_synced && selects_differently {
+                                self.relist.send_modify(|n| *n += 1);
+                            }
+                        }
+                        PolicyEvent::Deleted(key) => self.delete_policy(&key),
+                        PolicyEvent::ListDone => {
+                            if let Some(live) = listing.take() {
+                                let gone: Vec<PolicyKey> = self
+                                    .engine
+                                    .policies()
+                                    .map(|(k, _)| k.clone())
+                                    .filter(|k| !live.contains(k))
+                                    .collect();
+                                for key in gone {
+                                    self.delete_policy(&key);
+                                }
+                            }
+                            policies_synced = true;
+                        }
+                    }
+                }
+                received = pods.recv(), if policies_synced => {
+                    let Some(received) = received else { return };
+                    if self.on_pod(received) {
+                        pods_synced = true;
+                        self.health.ready.store(true, Ordering::Relaxed);
+                        let _ = self.ready.send(true);
+                    }
+                }
+                _ = tick.tick() => self.publish_status(),
+            }
+        }
+    }
+
+    fn delete_policy(&mut self, key: &PolicyKey) {
+        self.engine.delete_policy(key);
+        self.board.withdraw(key);
+        self.ready_since.remove(key);
+    }
+
+    /// The audit's time: the later of the machine's clock and the newest time the
+    /// cluster has reported, so that a cluster clock ahead of this machine's does not make
+    /// pods look younger than they are.
+    fn now(&mut self, view_time: Option<Timestamp>) -> Timestamp {
+        let wall = Timestamp(jiff::Timestamp::now().as_second());
+        let seen = match (self.clock, view_time) {
+            (Some(c), Some(t)) => Some(c.max(t)),
+            (c, t) => c.or(t),
+        };
+        self.clock = seen;
+        seen.map_or(wall, |s| s.max(wall))
+    }
+
+    /// Audits one pod event; true when it completes a list.
+    fn on_pod(&mut self, received: Received) -> bool {
+        let (view, change) = match received.event {
+            PodEvent::Applied(view) => (view, PodChange::Applied),
+            PodEvent::Relisted(view) => (view, PodChange::Relisted),
+            PodEvent::Deleted(view) => (view, PodChange::Deleted),
+            PodEvent::ListDone { live, initial } => {
+                let gone = self.engine.retain(&live);
+                if !initial {
+                    self.metrics.relist_gone.inc_by(gone as u64);
+                }
+                self.metrics
+                    .cached_pods
+                    .set(self.engine.tracked_pods() as i64);
+                return true;
+            }
+        };
+        let now = self.now(view.latest_time());
+        let outputs = self.engine.on_pod(view, change, now);
+        for output in outputs {
+            self.found(&output.finding);
+            if output.record_event {
+                self.queue.submit(output.finding, &self.metrics);
+            }
+        }
+        self.metrics
+            .audit_latency
+            .observe(received.at.elapsed().as_secs_f64());
+        self.metrics
+            .cached_pods
+            .set(self.engine.tracked_pods() as i64);
+        false
+    }
+
+    fn found(&self, finding: &Finding) {
+        self.metrics
+            .findings
+            .get_or_create(&FindingLabels {
+                rule: finding.rule.as_str().into(),
+                severity: finding.severity.as_str().into(),
+            })
+            .inc();
+        tracing::info!(
+            rule = finding.rule.as_str(),
+            severity = finding.severity.as_str(),
+            pod = %format!("{}/{}", finding.namespace, finding.pod),
+            resource_version = %finding.resource_version,
+            "{}", finding.message
+        );
+    }
+
+    fn publish_status(&mut self) {
+        let now = jiff::Timestamp::now();
+        for key in self.engine.take_dirty() {
+            let Some(state) = self.engine.policy(&key) else {
+                continue;
+            };
+            let ok = state.config.is_ok();
+            let since = match self.ready_since.get(&key) {
+                Some((was, at)) if *was == ok => *at,
+                _ => now,
+            };
+            self.ready_since.insert(key.clone(), (ok, since));
+            self.board.offer(key, status::status_of(state, &since));
+        }
+    }
+}
+
+fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let h1 = health.clone();
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let dead = h1.task_died.load(Ordering::Relaxed);
+                async move {
+                    if dead {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "a background task has died",
+                        )
+                    } else {
+                        (StatusCode::OK, "ok")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = health.ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not synced yet")
+                    }
+                }
+            }),
+        )
+}

@@ -1,0 +1,255 @@
+//! The pod list and watch, parsed straight into the model's compact view: no reflector,
+//! no full `Pod` objects. Every watch event is passed on in order (a coalescing queue
+//! would skip the intermediate states the rules are about).
+//!
+//! A relist (410 Gone, a policy change that may select pods no event will bring, a
+//! reconnect that cannot resume) sends every listed pod as [`PodEvent::Relisted`], then
+//! [`PodEvent::ListDone`] with the live uids so that pods deleted meanwhile are
+//! forgotten.
+//!
+//! Bounds: pages of [`PAGE_SIZE`] pods; the channel to the auditor holds
+//! [`CHANNEL_CAPACITY`] events (a full channel pauses reading: back-pressure, nothing
+//! dropped); failures back off from [`BACKOFF_MIN`] to [`BACKOFF_MAX`].
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use kube::Client;
+use kube::api::{ListParams, WatchParams};
+use kube::core::{Request, WatchEvent};
+use podwarden_model::PodView;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use super::metrics::Metrics;
+
+pub const PAGE_SIZE: u32 = 500;
+pub const CHANNEL_CAPACITY: usize = 4096;
+pub const BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Server-side watch timeout (kube-rs requires less than 295 s).
+const WATCH_TIMEOUT_SECS: u32 = 290;
+
+#[derive(Debug)]
+pub enum PodEvent {
+    /// Added or modified on the watch, or listed by the first list.
+    Applied(PodView),
+    /// Listed by a relist: there may be a gap since the previous state of this uid.
+    Relisted(PodView),
+    /// The final state of a deleted pod.
+    Deleted(PodView),
+    /// A list is complete: `live` are the uids it had.
+    ListDone {
+        live: HashSet<Box<str>>,
+        initial: bool,
+    },
+}
+
+/// An event and when it was read off the connection.
+#[derive(Debug)]
+pub struct Received {
+    pub event: PodEvent,
+    pub at: Instant,
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Vec<PodView>,
+}
+
+/// Why a watch ended.
+enum WatchEnd {
+    /// The server closed it or it timed out: resume from the last resourceVersion.
+    Resume,
+    /// The resourceVersion is too old (410) or a relist was asked for.
+    Relist,
+}
+
+/// Lists and watches pods until the receiver is dropped. `relist` asks for a full list
+/// (its value changes); `synced` is set after each complete list.
+pub async fn run(
+    client: Client,
+    tx: mpsc::Sender<Received>,
+    metrics: std::sync::Arc<Metrics>,
+    mut relist: watch::Receiver<u64>,
+) {
+    let mut backoff = Backoff::default();
+    let mut initial = true;
+    'list: loop {
+        let rv = match list(&client, &tx, &metrics, initial).await {
+            Ok(Some(rv)) => rv,
+            Ok(None) => return, // the auditor is gone
+            Err(e) => {
+                tracing::warn!(error = %e, "listing pods failed; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        if !initial {
+            metrics.relists.inc();
+        }
+        initial = false;
+        backoff.reset();
+        relist.mark_unchanged();
+        let mut rv = rv;
+        loop {
+            match watch_from(&client, &tx, &metrics, &mut rv, &mut relist).await {
+                Ok(Some(WatchEnd::Resume)) => backoff.reset(),
+                Ok(Some(WatchEnd::Relist)) => continue 'list,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pod watch failed; resuming");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+}
+
+/// Lists every pod in pages; returns the list's resourceVersion (`None` when the
+/// receiver is gone).
+async fn list(
+    client: &Client,
+    tx: &mpsc::Sender<Received>,
+    metrics: &Metrics,
+    initial: bool,
+) -> Result<Option<String>, kube::Error> {
+    let mut live = HashSet::new();
+    let mut continue_token: Option<String> = None;
+    let mut pages = Vec::new();
+    let rv = loop {
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        if let Some(token) = &continue_token {
+            params = params.continue_token(token);
+        }
+        let request = Request::new("/api/v1/pods")
+            .list(&params)
+            .map_err(kube::Error::BuildRequest)?;
+        let page: PodList = client.request(request).await?;
+        let at = Instant::now();
+        pages.push((page.items, at));
+        continue_token = page.metadata.continue_.filter(|t| !t.is_empty());
+        if continue_token.is_none() {
+            break page.metadata.resource_version.unwrap_or_default();
+        }
+    };
+    // Sent only once the whole list is in: a failed page restarts the list without
+    // having passed half of it on.
+    for (items, at) in pages {
+        for view in items {
+            metrics.pod_watch_events.inc();
+            live.insert(view.uid.clone());
+            let event = if initial {
+                PodEvent::Applied(view)
+            } else {
+                PodEvent::Relisted(view)
+            };
+            if tx.send(Received { event, at }).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+    let done = Received {
+        event: PodEvent::ListDone { live, initial },
+        at: Instant::now(),
+    };
+    if tx.send(done).await.is_err() {
+        return Ok(None);
+    }
+    Ok(Some(rv))
+}
+
+async fn watch_from(
+    client: &Client,
+    tx: &mpsc::Sender<Received>,
+    metrics: &Metrics,
+    rv: &mut String,
+    relist: &mut watch::Receiver<u64>,
+) -> Result<Option<WatchEnd>, kube::Error> {
+    let params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
+    let request = Request::new("/api/v1/pods")
+        .watch(&params, rv)
+        .map_err(kube::Error::BuildRequest)?;
+    let stream = match client.request_events::<PodView>(request).await {
+        Err(kube::Error::Api(status)) if status.code == 410 => return Ok(Some(WatchEnd::Relist)),
+        other => other?,
+    };
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let next = tokio::select! {
+            next = stream.try_next() => next,
+            changed = relist.changed() => {
+                if changed.is_err() {
+                    return Ok(None);
+                }
+                return Ok(Some(WatchEnd::Relist));
+            }
+        };
+        let event = match next {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(Some(WatchEnd::Resume)),
+            Err(kube::Error::Api(status)) if status.code == 410 => {
+                return Ok(Some(WatchEnd::Relist));
+            }
+            Err(e) => return Err(e),
+        };
+        let at = Instant::now();
+        let event = match event {
+            WatchEvent::Added(view) | WatchEvent::Modified(view) => {
+                *rv = view.resource_version.to_string();
+                PodEvent::Applied(view)
+            }
+            WatchEvent::Deleted(view) => {
+                *rv = view.resource_version.to_string();
+                PodEvent::Deleted(view)
+            }
+            WatchEvent::Bookmark(b) => {
+                *rv = b.metadata.resource_version;
+                continue;
+            }
+            WatchEvent::Error(status) if status.code == 410 => {
+                return Ok(Some(WatchEnd::Relist));
+            }
+            WatchEvent::Error(status) => return Err(kube::Error::Api(status)),
+        };
+        metrics.pod_watch_events.inc();
+        if tx.send(Received { event, at }).await.is_err() {
+            return Ok(None);
+        }
+    }
+}
+
+/// Exponential back-off with a little jitter from the clock, bounded by
+/// [`BACKOFF_MIN`]..[`BACKOFF_MAX`].
+#[derive(Debug, Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn next_delay(&mut self) -> Duration {
+        let base = BACKOFF_MIN.saturating_mul(1u32 << self.attempt.min(16));
+        self.attempt = self.attempt.saturating_add(1);
+        let capped = base.min(BACKOFF_MAX);
+        let jitter_ms = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_millis())
+                .unwrap_or(0),
+        ) % 100;
+        capped + Duration::from_millis(jitter_ms)
+    }
+
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}

@@ -1,0 +1,255 @@
+//! The live controller against the sandbox over HTTP: `kube::Client` as to a real
+//! cluster, a simulated cluster behind it, faulty-kubelet injections as ground truth.
+
+#[path = "../crates/sandbox/tests/sim_common/mod.rs"]
+mod sim_common;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use podwarden::controller::{self, Handle, Options};
+use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
+use podwarden_sandbox::sim::{SimConfig, SimHandle};
+use serde_json::json;
+use sim_common::*;
+
+/// Wall-clock bound on waiting for the controller to act on what it was sent (a
+/// failure bound, not a timing goal).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A stepped cluster whose clock starts at the machine's (the controller's audit time
+/// is the later of the two).
+async fn sandbox() -> SimHandle {
+    let start =
+        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("a whole second");
+    cluster_with(SimConfig {
+        nodes: 2,
+        start: Some(start),
+        ..stepped()
+    })
+    .await
+}
+
+async fn install(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
+        .await
+        .expect("create the CRD");
+    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    let spec: PodLifecyclePolicySpec =
+        serde_json::from_value(json!({"selector": {"matchLabels": {"audit": "yes"}}}))
+            .expect("policy spec");
+    policies
+        .create(
+            &PostParams::default(),
+            &PodLifecyclePolicy::new("audited", spec),
+        )
+        .await
+        .expect("create the policy");
+}
+
+async fn start(client: &Client) -> Handle {
+    let mut handle = controller::start(client.clone(), Options::default())
+        .await
+        .expect("controller starts");
+    tokio::time::timeout(PATIENCE, handle.ready())
+        .await
+        .expect("the controller syncs");
+    handle
+}
+
+fn labelled(mut pod: serde_json::Value, audit: &str) -> serde_json::Value {
+    pod["metadata"]["labels"] = json!({"audit": audit});
+    pod
+}
+
+/// Waits (bounded) until `check` holds, letting the controller run between tries.
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn podwarden_events(client: &Client, ns: &str, pod: &str) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reporting_controller.as_deref() == Some(controller::events::REPORTING_CONTROLLER)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod)
+        })
+        .collect()
+}
+
+async fn policy(client: &Client) -> PodLifecyclePolicy {
+    let api: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    api.get("audited").await.expect("get policy")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restart() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let ctrl = start(&client).await;
+
+    create(
+        &sim,
+        labelled(
+            pod("web", "Always", &[], &[c("app", "run=1s exit=1")]),
+            "yes",
+        ),
+    )
+    .await;
+    create(
+        &sim,
+        labelled(
+            pod("skipped", "Always", &[], &[c("app", "run=1s exit=1")]),
+            "no",
+        ),
+    )
+    .await;
+    // Crash-looping: the first restart comes after the 10 s back-off.
+    advance(&sim, 15);
+    assert!(restarts(&get(&sim, "web").await, "app") >= 1);
+
+    // The unselected pod first: once the selected pod's Event is there, the watch has
+    // delivered the unselected pod's injection too.
+    sim.inject("default", "skipped", "restart-count-decreased")
+        .expect("inject");
+    let truth = sim
+        .inject("default", "web", "restart-count-decreased")
+        .expect("inject");
+    let events = until("the Event about web", async || {
+        let e = podwarden_events(&client, "default", "web").await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event.reason.as_deref(), Some("RestartCountDecreased"));
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.action.as_deref(), Some("Audit"));
+    let regarding = event.regarding.as_ref().expect("regarding");
+    assert_eq!(regarding.uid.as_deref(), Some(truth.uid.as_str()));
+    assert!(
+        podwarden_events(&client, "default", "skipped")
+            .await
+            .is_empty()
+    );
+
+    let status = until("the policy status", async || {
+        let p = policy(&client).await;
+        p.status.filter(|s| s.violations > 0)
+    })
+    .await;
+    assert_eq!(status.violations, 1);
+    assert_eq!(
+        status.findings_by_rule.get("restart-count-decreased"),
+        Some(&1)
+    );
+    assert_eq!(status.pods_audited, 1, "only the labelled pod is selected");
+    assert_eq!(status.recent_findings.len(), 1);
+    assert_eq!(status.recent_findings[0].uid, truth.uid);
+
+    // A restart: everything is listed again, nothing is recorded or counted twice.
+    ctrl.shutdown().await;
+    let ctrl = start(&client).await;
+    advance(&sim, 5);
+    let written = ctrl.metrics.status_writes.get();
+    until("a status write after the restart", async || {
+        (ctrl.metrics.status_writes.get() > written).then_some(())
+    })
+    .await;
+    let status = policy(&client).await.status.expect("status");
+    assert_eq!(status.violations, 1, "{status:?}");
+    assert_eq!(
+        status.findings_by_rule.get("restart-count-decreased"),
+        Some(&1)
+    );
+    assert_eq!(podwarden_events(&client, "default", "web").await.len(), 1);
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_crd_start_says_how_to_install_it() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    let err = controller::start(client, Options::default())
+        .await
+        .expect_err("no CRD");
+    let message = err.to_string();
+    assert!(message.contains("kubectl apply -f crds/"), "{message}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_in_another_namespace_is_not_selected() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "other"}})).expect("ns"),
+        )
+        .await
+        .expect("create namespace");
+    let ctrl = start(&client).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "other");
+    let mut other = labelled(
+        pod("elsewhere", "Always", &[], &[c("app", "run=1s exit=1")]),
+        "yes",
+    );
+    other["metadata"]["namespace"] = json!("other");
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(other).expect("pod"),
+    )
+    .await
+    .expect("create pod");
+    create(
+        &sim,
+        labelled(
+            pod("here", "Always", &[], &[c("app", "run=1s exit=1")]),
+            "yes",
+        ),
+    )
+    .await;
+    advance(&sim, 15);
+    sim.inject("other", "elsewhere", "restart-count-decreased")
+        .expect("inject");
+    sim.inject("default", "here", "restart-count-decreased")
+        .expect("inject");
+    until("the Event about here", async || {
+        (!podwarden_events(&client, "default", "here")
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    assert!(
+        podwarden_events(&client, "other", "elsewhere")
+            .await
+            .is_empty()
+    );
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
