@@ -62,7 +62,10 @@ async fn start(client: &Client) -> Handle {
     handle
 }
 
-fn labelled(mut pod: serde_json::Value, audit: &str) -> serde_json::Value {
+/// A bare pod in `default` whose one container runs `script`, labelled `audit=<audit>`
+/// (the test policy selects `audit=yes`).
+fn selected_pod(name: &str, script: &str, audit: &str) -> serde_json::Value {
+    let mut pod = pod(name, "Always", &[], &[c("app", script)]);
     pod["metadata"]["labels"] = json!({"audit": audit});
     pod
 }
@@ -108,22 +111,9 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
     install(&client).await;
     let ctrl = start(&client).await;
 
-    create(
-        &sim,
-        labelled(
-            pod("web", "Always", &[], &[c("app", "run=1s exit=1")]),
-            "yes",
-        ),
-    )
-    .await;
-    create(
-        &sim,
-        labelled(
-            pod("skipped", "Always", &[], &[c("app", "run=1s exit=1")]),
-            "no",
-        ),
-    )
-    .await;
+    create(&sim, selected_pod("web", "run=1s exit=1", "yes")).await;
+    create(&sim, selected_pod("skipped", "run=1s exit=1", "no")).await;
+    create(&sim, selected_pod("steady", "forever", "yes")).await;
     // Crash-looping: the first restart comes after the 10 s back-off.
     advance(&sim, 15);
     assert!(restarts(&get(&sim, "web").await, "app") >= 1);
@@ -135,6 +125,14 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
     let truth = sim
         .inject("default", "web", "restart-count-decreased")
         .expect("inject");
+    // A state (it holds until the kubelet writes again), to be met again after the restart.
+    sim.inject("default", "steady", "containers-ready-mismatch")
+        .expect("inject");
+    until("the Event about steady", async || {
+        let e = podwarden_events(&client, "default", "steady").await;
+        (!e.is_empty()).then_some(())
+    })
+    .await;
     let events = until("the Event about web", async || {
         let e = podwarden_events(&client, "default", "web").await;
         (!e.is_empty()).then_some(e)
@@ -155,19 +153,23 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
 
     let status = until("the policy status", async || {
         let p = policy(&client).await;
-        p.status.filter(|s| s.violations > 0)
+        p.status.filter(|s| s.violations == 2)
     })
     .await;
-    assert_eq!(status.violations, 1);
+    let counted = |status: &podwarden_model::policy::PodLifecyclePolicyStatus, rule: &str| {
+        status.findings_by_rule.get(rule).copied()
+    };
+    assert_eq!(counted(&status, "restart-count-decreased"), Some(1));
+    assert_eq!(counted(&status, "containers-ready-mismatch"), Some(1));
     assert_eq!(
-        status.findings_by_rule.get("restart-count-decreased"),
-        Some(&1)
+        status.pods_audited, 2,
+        "only the labelled pods are selected"
     );
-    assert_eq!(status.pods_audited, 1, "only the labelled pod is selected");
-    assert_eq!(status.recent_findings.len(), 1);
-    assert_eq!(status.recent_findings[0].uid, truth.uid);
+    assert_eq!(status.recent_findings.len(), 2);
+    assert!(status.recent_findings.iter().any(|f| f.uid == truth.uid));
 
-    // A restart: everything is listed again, nothing is recorded or counted twice.
+    // A restart: everything is listed again (the state still holds on `steady`);
+    // nothing is recorded or counted twice.
     ctrl.shutdown().await;
     let ctrl = start(&client).await;
     advance(&sim, 5);
@@ -177,12 +179,14 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
     })
     .await;
     let status = policy(&client).await.status.expect("status");
-    assert_eq!(status.violations, 1, "{status:?}");
-    assert_eq!(
-        status.findings_by_rule.get("restart-count-decreased"),
-        Some(&1)
-    );
+    assert_eq!(status.violations, 2, "{status:?}");
+    assert_eq!(counted(&status, "restart-count-decreased"), Some(1));
+    assert_eq!(counted(&status, "containers-ready-mismatch"), Some(1));
     assert_eq!(podwarden_events(&client, "default", "web").await.len(), 1);
+    assert_eq!(
+        podwarden_events(&client, "default", "steady").await.len(),
+        1
+    );
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
@@ -214,10 +218,7 @@ async fn a_pod_in_another_namespace_is_not_selected() {
         .expect("create namespace");
     let ctrl = start(&client).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "other");
-    let mut other = labelled(
-        pod("elsewhere", "Always", &[], &[c("app", "run=1s exit=1")]),
-        "yes",
-    );
+    let mut other = selected_pod("elsewhere", "run=1s exit=1", "yes");
     other["metadata"]["namespace"] = json!("other");
     pods.create(
         &PostParams::default(),
@@ -225,14 +226,7 @@ async fn a_pod_in_another_namespace_is_not_selected() {
     )
     .await
     .expect("create pod");
-    create(
-        &sim,
-        labelled(
-            pod("here", "Always", &[], &[c("app", "run=1s exit=1")]),
-            "yes",
-        ),
-    )
-    .await;
+    create(&sim, selected_pod("here", "run=1s exit=1", "yes")).await;
     advance(&sim, 15);
     sim.inject("other", "elsewhere", "restart-count-decreased")
         .expect("inject");

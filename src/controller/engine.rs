@@ -112,6 +112,9 @@ pub struct Engine {
     selected_by: HashMap<Box<str>, Vec<PolicyKey>>,
     /// Policies whose counts changed since [`Engine::take_dirty`].
     dirty: HashSet<PolicyKey>,
+    /// State findings an earlier run recorded as Events, by pod uid and rule: met again
+    /// on the first list, they are the same occurrence, not a new one.
+    recorded: HashSet<(Box<str>, RuleId)>,
 }
 
 impl Engine {
@@ -194,6 +197,17 @@ impl Engine {
         keys
     }
 
+    /// State findings recorded by an earlier run (from the cluster's Events): not
+    /// counted again when the first list meets them still holding.
+    pub fn remember_recorded(&mut self, recorded: HashSet<(Box<str>, RuleId)>) {
+        self.recorded = recorded;
+    }
+
+    /// The first list is done: what it did not meet has stopped holding meanwhile.
+    pub fn forget_recorded(&mut self) {
+        self.recorded = HashSet::new();
+    }
+
     /// Pods tracked (selected by some policy).
     pub fn tracked_pods(&self) -> usize {
         self.selected_by.len()
@@ -242,6 +256,9 @@ impl Engine {
             }
             for finding in group.tracker.observe(view.clone(), now, &group.settings) {
                 if change == PodChange::Relisted && !holds_across_gap(finding.rule) {
+                    continue;
+                }
+                if finding.rule.is_state() && self.recorded.remove(&(uid.clone(), finding.rule)) {
                     continue;
                 }
                 let mut record_event = false;

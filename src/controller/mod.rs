@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod pods;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +30,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use podwarden_model::policy::PodLifecyclePolicy;
-use podwarden_model::{Finding, Timestamp};
+use podwarden_model::{Finding, RuleId, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -184,9 +184,11 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             "status writer"
         });
     }
+    let mut engine = Engine::new();
+    engine.remember_recorded(recorded_states(&client).await);
     {
         let audit = AuditLoop {
-            engine: Engine::new(),
+            engine,
             metrics: metrics.clone(),
             health: health.clone(),
             queue,
@@ -235,6 +237,48 @@ async fn check_crd(client: &Client) -> Result<(), StartError> {
         Err(e) => Err(StartError::Unreachable(e)),
     }
 }
+
+/// State findings recorded as Events by an earlier run: the cluster's Events are the
+/// memory a restart lost. At most [`RECORDED_LIMIT`]; a cluster that cannot be read
+/// gives none (then a state still holding may be counted once more, never recorded
+/// twice: the Event's name is taken).
+async fn recorded_states(client: &Client) -> HashSet<(Box<str>, RuleId)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+    let mut out = HashSet::new();
+    let mut params = ListParams::default().limit(500);
+    loop {
+        let page = match api.list(&params).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list Events; earlier findings may be counted again");
+                return out;
+            }
+        };
+        for event in &page.items {
+            if event.reporting_controller.as_deref() != Some(events::REPORTING_CONTROLLER) {
+                continue;
+            }
+            let rule = RuleId::ALL
+                .iter()
+                .copied()
+                .filter(|r| r.is_state())
+                .find(|r| event.reason.as_deref() == Some(events::reason(*r).as_str()));
+            let uid = event.regarding.as_ref().and_then(|r| r.uid.as_deref());
+            if let (Some(rule), Some(uid)) = (rule, uid)
+                && out.len() < RECORDED_LIMIT
+            {
+                out.insert((uid.into(), rule));
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return out,
+        }
+    }
+}
+
+/// State findings remembered from an earlier run's Events.
+pub const RECORDED_LIMIT: usize = 100_000;
 
 #[derive(Debug)]
 enum PolicyEvent {
@@ -371,6 +415,7 @@ impl AuditLoop {
             PodEvent::Deleted(view) => (view, PodChange::Deleted),
             PodEvent::ListDone { live, initial } => {
                 let gone = self.engine.retain(&live);
+                self.engine.forget_recorded();
                 if !initial {
                     self.metrics.relist_gone.inc_by(gone as u64);
                 }
