@@ -396,3 +396,221 @@ fn policy_config(policy: &PodLifecyclePolicy) -> Result<PolicyConfig, PolicyErro
         event_severity: spec.event_severity(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn policy(name: &str, spec: Value) -> PodLifecyclePolicy {
+        serde_json::from_value(json!({
+            "apiVersion": "podwarden.dev/v1alpha1",
+            "kind": "PodLifecyclePolicy",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "generation": 1},
+            "spec": spec,
+        }))
+        .expect("policy")
+    }
+
+    /// A running pod `uid` with labels, its container's restart count and Ready's
+    /// transition time (seconds after creation).
+    fn pod(uid: &str, rv: u32, labels: Value, restarts: u32, ready_at: u32) -> PodView {
+        let t = |s: u32| format!("2026-08-01T10:{:02}:{:02}Z", s / 60, s % 60);
+        PodView::from_value(&json!({
+            "metadata": {"name": uid, "namespace": "default", "uid": uid,
+                "resourceVersion": rv.to_string(), "labels": labels,
+                "creationTimestamp": t(0)},
+            "spec": {"nodeName": "node-0", "restartPolicy": "Always",
+                "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "status": {"phase": "Running", "startTime": t(1),
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": t(0)},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": t(1)},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": t(ready_at)},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": t(ready_at)}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": restarts,
+                    "image": "registry.example/app:1", "imageID": "", "started": true,
+                    "state": {"running": {"startedAt": t(ready_at)}}}]}
+        }))
+        .expect("pod view")
+    }
+
+    const NOW: Timestamp = Timestamp(1_785_578_400 + 3600);
+
+    fn rules(out: &[Output]) -> Vec<RuleId> {
+        out.iter().map(|o| o.finding.rule).collect()
+    }
+
+    fn key(name: &str) -> PolicyKey {
+        ("default".into(), name.into())
+    }
+
+    #[test]
+    fn a_finding_is_counted_by_every_selecting_policy_and_reported_once() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.apply_policy(&policy(
+            "team",
+            json!({"selector": {"matchLabels": {"team": "a"}}}),
+        ));
+        let labels = json!({"team": "a"});
+        assert!(
+            engine
+                .on_pod(pod("u1", 1, labels.clone(), 2, 10), PodChange::Applied, NOW)
+                .is_empty()
+        );
+        let out = engine.on_pod(pod("u1", 2, labels, 1, 10), PodChange::Applied, NOW);
+        assert_eq!(rules(&out), vec![RuleId::RestartCountDecreased]);
+        assert_eq!(out[0].policies, vec![key("all"), key("team")]);
+        assert!(out[0].record_event);
+        for name in ["all", "team"] {
+            let counts = &engine.policy(&key(name)).expect("policy").counts;
+            assert_eq!(
+                counts.by_rule.get(&RuleId::RestartCountDecreased),
+                Some(&1),
+                "{name}"
+            );
+            assert_eq!(counts.pods, 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_rule_disabled_by_one_policy_is_counted_only_by_the_other() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.apply_policy(&policy(
+            "quiet",
+            json!({"rules": {"disabled": ["restart-count-decreased"]}}),
+        ));
+        engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
+        let out = engine.on_pod(pod("u1", 2, json!({}), 1, 10), PodChange::Applied, NOW);
+        assert_eq!(rules(&out), vec![RuleId::RestartCountDecreased]);
+        assert_eq!(out[0].policies, vec![key("all")]);
+        let quiet = &engine.policy(&key("quiet")).expect("policy").counts;
+        assert!(quiet.by_rule.is_empty());
+        assert_eq!(quiet.pods, 1);
+    }
+
+    #[test]
+    fn findings_below_the_event_severity_are_counted_but_not_recorded() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy(
+            "strict",
+            json!({"rules": {"eventSeverity": "violation"}}),
+        ));
+        engine.on_pod(pod("u1", 1, json!({}), 0, 10), PodChange::Applied, NOW);
+        // Ready's time moves with its status unchanged: a finding below violation.
+        let out = engine.on_pod(pod("u1", 2, json!({}), 0, 20), PodChange::Applied, NOW);
+        let churn: Vec<&Output> = out
+            .iter()
+            .filter(|o| o.finding.rule == RuleId::ConditionTimeChurn)
+            .collect();
+        // Ready and ContainersReady both moved.
+        assert_eq!(churn.len(), 2, "{out:?}");
+        let recorded = RuleId::ConditionTimeChurn.severity() >= Severity::Violation;
+        assert!(churn.iter().all(|o| o.record_event == recorded));
+        let counts = &engine.policy(&key("strict")).expect("policy").counts;
+        assert_eq!(counts.by_rule.get(&RuleId::ConditionTimeChurn), Some(&2));
+    }
+
+    #[test]
+    fn a_pod_relabelled_out_of_every_policy_is_dropped() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy(
+            "team",
+            json!({"selector": {"matchLabels": {"team": "a"}}}),
+        ));
+        engine.on_pod(
+            pod("u1", 1, json!({"team": "a"}), 2, 10),
+            PodChange::Applied,
+            NOW,
+        );
+        assert_eq!(engine.tracked_pods(), 1);
+        engine.on_pod(
+            pod("u1", 2, json!({"team": "b"}), 2, 10),
+            PodChange::Applied,
+            NOW,
+        );
+        assert_eq!(engine.tracked_pods(), 0);
+        assert_eq!(engine.policy(&key("team")).expect("policy").counts.pods, 0);
+        // Back in scope, it is a first sight: no transition from the forgotten state.
+        let out = engine.on_pod(
+            pod("u1", 3, json!({"team": "a"}), 1, 10),
+            PodChange::Applied,
+            NOW,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn across_a_relist_gap_only_rules_that_hold_across_one_judge_the_transition() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
+        // Ready's time moved (the pod may have gone NotReady and back in the gap) and the
+        // restart count went down (never legal).
+        let out = engine.on_pod(pod("u1", 9, json!({}), 1, 20), PodChange::Relisted, NOW);
+        assert_eq!(rules(&out), vec![RuleId::RestartCountDecreased]);
+        // Unchanged during the gap: nothing to judge.
+        let out = engine.on_pod(pod("u1", 9, json!({}), 1, 20), PodChange::Relisted, NOW);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn pods_missing_from_a_relist_are_forgotten() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.on_pod(pod("u1", 1, json!({}), 0, 10), PodChange::Applied, NOW);
+        engine.on_pod(pod("u2", 2, json!({}), 0, 10), PodChange::Applied, NOW);
+        let live: HashSet<Box<str>> = ["u2".into()].into_iter().collect();
+        assert_eq!(engine.retain(&live), 1);
+        assert_eq!(engine.tracked_pods(), 1);
+        assert_eq!(engine.policy(&key("all")).expect("policy").counts.pods, 1);
+    }
+
+    #[test]
+    fn an_invalid_policy_selects_nothing_and_a_deleted_one_releases_its_pods() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy(
+            "broken",
+            json!({"rules": {"stuckPendingAfter": "soon"}}),
+        ));
+        engine.apply_policy(&policy("all", json!({})));
+        assert!(
+            engine
+                .policy(&key("broken"))
+                .expect("policy")
+                .config
+                .is_err()
+        );
+        engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
+        assert_eq!(
+            engine.policy(&key("broken")).expect("policy").counts.pods,
+            0
+        );
+        engine.delete_policy(&key("all"));
+        let out = engine.on_pod(pod("u1", 2, json!({}), 1, 10), PodChange::Applied, NOW);
+        assert!(out.is_empty());
+        assert_eq!(engine.tracked_pods(), 0);
+    }
+
+    #[test]
+    fn a_restarted_engine_resumes_counting_from_the_status() {
+        let mut first = Engine::new();
+        first.apply_policy(&policy("all", json!({})));
+        first.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
+        first.on_pod(pod("u1", 2, json!({}), 1, 10), PodChange::Applied, NOW);
+        let state = first.policy(&key("all")).expect("policy");
+        let status = super::super::status::status_of(state, &jiff::Timestamp::UNIX_EPOCH);
+        let mut with_status = policy("all", json!({}));
+        with_status.status = Some(status);
+        let mut second = Engine::new();
+        second.apply_policy(&with_status);
+        let counts = &second.policy(&key("all")).expect("policy").counts;
+        assert_eq!(counts.by_rule, state.counts.by_rule);
+        assert_eq!(counts.by_severity, state.counts.by_severity);
+        assert_eq!(counts.recent, state.counts.recent);
+        assert_eq!(counts.pods, 0, "selected pods are counted anew");
+    }
+}
