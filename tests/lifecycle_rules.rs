@@ -152,10 +152,54 @@ fn cases() -> Vec<Case> {
         ),
         // terminal-phase-ready
         case(
-            "Failed with Ready True",
+            "Succeeded with Ready True",
             TerminalPhaseReady,
             true,
-            vec![running_pod("Never").exit("app", 1, 2, 10).phase("Failed")],
+            vec![succeeded.clone().cond("Ready", "True", 11)],
+        ),
+        case(
+            "Succeeded with ContainersReady True, first snapshot",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Never")
+                    .exit("app", 0, 2, 10)
+                    .phase("Succeeded")
+                    .cond("Ready", "False", 10),
+            ],
+        ),
+        case(
+            "Failed update sets Ready and ContainersReady True",
+            TerminalPhaseReady,
+            true,
+            vec![
+                failed_never(),
+                failed_never()
+                    .cond("ContainersReady", "True", 20)
+                    .cond("Ready", "True", 20),
+            ],
+        ),
+        case(
+            "Running -> Failed rewriting Ready True with a new time",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").phase("Failed").cond_time("Ready", 60),
+            ],
+        ),
+        case(
+            "DeletionByPodGC does not excuse a Ready it rewrote",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always").cond("Ready", "False", 50),
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC")
+                    .cond_time("Ready", 60),
+            ],
         ),
         case(
             "near miss: Failed with Ready False",
@@ -168,6 +212,7 @@ fn cases() -> Vec<Case> {
             TerminalPhaseReady,
             false,
             vec![
+                running_pod("Always"),
                 running_pod("Always")
                     .phase("Failed")
                     .cond("DisruptionTarget", "True", 60)
@@ -175,15 +220,19 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "Failed with Ready True, DisruptionTarget from the taint manager",
+            "near miss: PodGC failed a terminating pod on an out-of-service node (phase only)",
             TerminalPhaseReady,
-            true,
+            false,
             vec![
-                running_pod("Always")
-                    .phase("Failed")
-                    .cond("DisruptionTarget", "True", 60)
-                    .cond_reason("DisruptionTarget", "DeletionByTaintManager"),
+                running_pod("Always").deleting(40),
+                running_pod("Always").deleting(40).phase("Failed"),
             ],
+        ),
+        case(
+            "near miss: first snapshot Failed with Ready True (no earlier state to compare)",
+            TerminalPhaseReady,
+            false,
+            vec![running_pod("Never").exit("app", 1, 2, 10).phase("Failed")],
         ),
         case(
             "near miss: Running with Ready True",
@@ -199,20 +248,69 @@ fn cases() -> Vec<Case> {
             vec![running_pod("Always").cond("ContainersReady", "False", 5)],
         ),
         case(
-            "Ready True, readiness gate absent",
+            "Ready becomes True, readiness gate never written",
             ReadyWithoutContainersReady,
             true,
-            vec![running_pod("Always").readiness_gate("example.com/lb")],
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb"),
+            ],
+        ),
+        case(
+            "Ready becomes True, readiness gate False",
+            ReadyWithoutContainersReady,
+            true,
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("example.com/lb", "False", 2)
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    2,
+                ),
+            ],
         ),
         case(
             "near miss: readiness gate True",
             ReadyWithoutContainersReady,
             false,
-            vec![running_pod("Always").readiness_gate("example.com/lb").cond(
-                "example.com/lb",
-                "True",
-                3,
-            )],
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "True",
+                    3,
+                ),
+            ],
+        ),
+        case(
+            "near miss: the gate's owner set it False, Ready stays True until the kubelet reconciles",
+            ReadyWithoutContainersReady,
+            false,
+            vec![
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "True",
+                    3,
+                ),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    30,
+                ),
+            ],
+        ),
+        case(
+            "near miss: ContainersReady absent (a kubelet before 1.12)",
+            ReadyWithoutContainersReady,
+            false,
+            vec![running_pod("Always").drop_cond("ContainersReady")],
         ),
         case(
             "near miss: Ready False, ContainersReady True (node not ready)",
@@ -635,7 +733,9 @@ fn violation_severity_is_exactly_the_definite_set() {
 
 #[test]
 fn state_rules_report_when_they_appear_not_on_every_snapshot() {
-    let bad = running_pod("Never").exit("app", 1, 2, 10).phase("Failed");
+    let bad = running_pod("Never")
+        .exit("app", 0, 2, 10)
+        .phase("Succeeded");
     let mut seq = Seq::new();
     seq.push(bad.clone())
         .push(bad.clone())

@@ -82,9 +82,9 @@ rules! {
     RestartAgainstPolicy = "restart-against-policy", Violation, false, restart_against_policy,
         "A terminated container ran again although its effective restart policy does not restart that exit.";
     TerminalPhaseReady = "terminal-phase-ready", Violation, true, terminal_phase_ready,
-        "A Succeeded or Failed pod has Ready or ContainersReady True.";
+        "A Succeeded pod has Ready or ContainersReady True, or a terminal snapshot set or changed one of them to True.";
     ReadyWithoutContainersReady = "ready-without-containers-ready", Violation, true, ready_without_containers_ready,
-        "Ready is True while ContainersReady or a readiness gate is not True.";
+        "Ready is True while ContainersReady is present and not True, or Ready became True while a readiness gate is not True.";
     ContainersReadyMismatch = "containers-ready-mismatch", Violation, true, containers_ready_mismatch,
         "ContainersReady is True while a container or sidecar is not ready or has no status.";
     SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
@@ -358,43 +358,57 @@ fn terminal_phase_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     if !phase.is_terminal() {
         return;
     }
-    // B7 rule 3 is about the kubelet's writes. PodGC fails the pods of a vanished node
-    // itself and leaves Ready/ContainersReady as the gone kubelet last wrote them.
-    let by_podgc = i
-        .cur
-        .condition(&ConditionType::DisruptionTarget)
-        .is_some_and(|c| {
-            c.status == ConditionStatus::True && c.reason.as_deref() == Some("DeletionByPodGC")
-        });
-    if by_podgc {
+    // The kubelet writes both False with a terminal phase (B3). PodGC fails a pod by
+    // writing the phase alone (B5: a deleted node's pods, terminating pods on an
+    // out-of-service node), so a Failed pod may keep the True its dead kubelet wrote.
+    // Definite: Succeeded with either True (PodGC never writes Succeeded), or a terminal
+    // snapshot that sets or changes either to True.
+    let mut offending = Vec::new();
+    for kind in [ConditionType::Ready, ConditionType::ContainersReady] {
+        let Some(c) = i.cur.condition(&kind) else {
+            continue;
+        };
+        if c.status != ConditionStatus::True {
+            continue;
+        }
+        let before = i.prev.map(|p| p.condition(&kind));
+        let what = match (phase, before) {
+            (Phase::Succeeded, _) => format!("{} is True", kind.as_str()),
+            (_, Some(None)) => format!("{} was set to True", kind.as_str()),
+            (_, Some(Some(b))) if b.status != ConditionStatus::True => {
+                format!("{} went {} -> True", kind.as_str(), b.status.as_str())
+            }
+            (_, Some(Some(b))) if b != c => format!(
+                "{} was written True again (lastTransitionTime {} -> {})",
+                kind.as_str(),
+                b.last_transition_time
+                    .map_or("unset".to_string(), |t| t.to_string()),
+                c.last_transition_time
+                    .map_or("unset".to_string(), |t| t.to_string())
+            ),
+            // Unchanged, or no earlier snapshot to tell: PodGC may have left it.
+            _ => continue,
+        };
+        offending.push((kind, what));
+    }
+    if offending.is_empty() {
         return;
     }
-    let true_ones: Vec<&str> = [ConditionType::Ready, ConditionType::ContainersReady]
-        .iter()
-        .filter(|c| i.cur.condition_is_true(c))
-        .map(ConditionType::as_str)
-        .collect();
-    if true_ones.is_empty() {
-        return;
-    }
-    let observed = true_ones
-        .iter()
-        .map(|c| format!("{c}=True"))
-        .collect::<Vec<_>>();
+    let whats: Vec<&str> = offending.iter().map(|(_, w)| w.as_str()).collect();
+    let message = match phase {
+        Phase::Succeeded => format!("phase is Succeeded but {}", whats.join(", ")),
+        _ => format!("phase is {phase} and this update {}", whats.join(", ")),
+    };
+    let pairs = |v: &str| {
+        offending
+            .iter()
+            .map(|(k, _)| format!("{}={v}", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     out.push(
-        Finding::new(
-            RuleId::TerminalPhaseReady,
-            i.cur,
-            format!("phase is {phase} but {} is True", names(&true_ones)),
-        )
-        .values(
-            true_ones
-                .iter()
-                .map(|c| format!("{c}=False"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            observed.join(", "),
-        ),
+        Finding::new(RuleId::TerminalPhaseReady, i.cur, message)
+            .values(pairs("False"), pairs("True")),
     );
 }
 
@@ -403,30 +417,41 @@ fn ready_without_containers_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     if !pod.condition_is_true(&ConditionType::Ready) {
         return;
     }
-    let status_of =
-        |kind: &ConditionType| pod.condition(kind).map_or("absent", |c| c.status.as_str());
     let mut not_true = Vec::new();
-    if !pod.condition_is_true(&ConditionType::ContainersReady) {
-        not_true.push(format!(
-            "ContainersReady is {}",
-            status_of(&ConditionType::ContainersReady)
-        ));
+    // An absent ContainersReady is no evidence: kubelets before 1.12 never wrote it, and
+    // dumps get trimmed.
+    if let Some(c) = pod
+        .condition(&ConditionType::ContainersReady)
+        .filter(|c| c.status != ConditionStatus::True)
+    {
+        not_true.push(format!("ContainersReady is {}", c.status.as_str()));
     }
-    for gate in pod.spec.readiness_gates.iter() {
-        let kind = ConditionType::Other(gate.clone());
-        if !pod.condition_is_true(&kind) {
-            not_true.push(format!("readiness gate {gate} is {}", status_of(&kind)));
+    // A gate's owner may set its condition False while Ready stays True until the
+    // kubelet next reconciles the pod (B7 rule 4): the gates are evidence only when Ready
+    // turns True.
+    let became_ready = i
+        .prev
+        .is_some_and(|p| !p.condition_is_true(&ConditionType::Ready));
+    if became_ready {
+        for gate in pod.spec.readiness_gates.iter() {
+            let kind = ConditionType::Other(gate.clone());
+            match pod.condition(&kind) {
+                Some(c) if c.status == ConditionStatus::True => {}
+                Some(c) => not_true.push(format!("readiness gate {gate} is {}", c.status.as_str())),
+                None => not_true.push(format!("readiness gate {gate} was never written")),
+            }
         }
     }
     if not_true.is_empty() {
         return;
     }
     let observed = not_true.join(", ");
+    let verb = if became_ready { "became" } else { "is" };
     out.push(
         Finding::new(
             RuleId::ReadyWithoutContainersReady,
             pod,
-            format!("Ready is True while {observed}"),
+            format!("Ready {verb} True while {observed}"),
         )
         .values("Ready=False", format!("Ready=True, {observed}")),
     );

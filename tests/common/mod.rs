@@ -151,6 +151,41 @@ impl Pod {
         self
     }
 
+    pub fn finalizers(mut self, names: &[&str]) -> Self {
+        self.0["metadata"]["finalizers"] = json!(names);
+        self
+    }
+
+    /// `status.startTime`, which the kubelet's status manager sets once.
+    pub fn start_time(mut self, at: i64) -> Self {
+        self.0["status"]["startTime"] = json!(t(at));
+        self
+    }
+
+    /// No `spec.nodeName`: not bound to a node.
+    pub fn unbound(mut self) -> Self {
+        if let Some(spec) = self.0["spec"].as_object_mut() {
+            spec.remove("nodeName");
+        }
+        self
+    }
+
+    /// Drop a status field (as trimmed dumps and older kubelets do).
+    pub fn drop_status_field(mut self, field: &str) -> Self {
+        if let Some(status) = self.0["status"].as_object_mut() {
+            status.remove(field);
+        }
+        self
+    }
+
+    /// Drop a condition entirely.
+    pub fn drop_cond(mut self, kind: &str) -> Self {
+        if let Some(conds) = self.0["status"]["conditions"].as_array_mut() {
+            conds.retain(|c| c["type"] != kind);
+        }
+        self
+    }
+
     fn status_mut(&mut self, name: &str) -> &mut Value {
         for list in ["containerStatuses", "initContainerStatuses"] {
             let found = self.0["status"][list]

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
 //! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
-//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates | Ready and ContainersReady True, every container and sidecar ready |
+//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates; if Failed, Ready or ContainersReady not already True | Ready and ContainersReady True, every container and sidecar ready |
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
 //! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
@@ -166,6 +166,19 @@ pub fn violating_patch(
             need_terminal()?;
             if !plan.readiness_gates.is_empty() {
                 return Err("the rule needs a pod without readiness gates".into());
+            }
+            // PodGC fails a pod by writing the phase alone: a Failed pod may legally keep
+            // both True, and writing them True again would change nothing.
+            let is_true = |k| {
+                condition(&status, k)
+                    .and_then(|c| c.get("status"))
+                    .and_then(Value::as_str)
+                    == Some("True")
+            };
+            if phase(&status) == "Failed" && is_true("Ready") && is_true("ContainersReady") {
+                return Err(
+                    "the rule needs Ready or ContainersReady not True on a Failed pod".into(),
+                );
             }
             let mut apps = apps;
             for s in &mut apps {
