@@ -464,6 +464,24 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "near miss: Running with no container statuses (trimmed)",
+            PhaseMismatch,
+            false,
+            vec![running_pod("Never").drop_status_field("containerStatuses")],
+        ),
+        case(
+            "near miss: Failed with a trimmed spec (no containers)",
+            PhaseMismatch,
+            false,
+            vec![Pod(json!({
+                "metadata": {"name": "web", "namespace": "default", "uid": "uid-web", "resourceVersion": "7"},
+                "spec": {"restartPolicy": "Never", "nodeName": "node-1"},
+                "status": {"phase": "Failed", "containerStatuses": [
+                    {"name": "app", "ready": true, "restartCount": 0, "state": {"running": {"startedAt": t(2)}}}
+                ]}
+            }))],
+        ),
+        case(
             "near miss: evicted Always pod is Failed",
             PhaseMismatch,
             false,

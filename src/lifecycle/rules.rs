@@ -583,6 +583,11 @@ fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
 }
 
 fn phase_mismatch(i: &Input<'_>, out: &mut Vec<Finding>) {
+    // Without container statuses (or a spec's containers) the kubelet's inputs are not
+    // visible: trimmed dumps, or the kubelet has not reported yet. Say nothing.
+    if i.cur.spec.containers.is_empty() || i.cur.status.container_statuses.is_empty() {
+        return;
+    }
     let prev_phase = i.prev.map(PodView::phase);
     let observed = i.cur.phase();
     // A phase leaving a terminal phase is terminal-phase-regression; Unknown is phase-unknown.
