@@ -89,8 +89,8 @@ rules! {
         "ContainersReady is True while a container or sidecar is not ready or has no status.";
     SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
         "The phase is Succeeded while a container is not terminated with exit code 0.";
-    ConditionTimeChurn = "condition-time-churn", Violation, false, condition_time_churn,
-        "A kubelet-owned condition changed lastTransitionTime without changing status.";
+    ConditionTimeChurn = "condition-time-churn", Warning, false, condition_time_churn,
+        "A kubelet-written condition changed lastTransitionTime without changing status.";
     RestartCountDecreased = "restart-count-decreased", Violation, false, restart_count_decreased,
         "A container's restartCount went down.";
     PhaseMismatch = "phase-mismatch", Warning, true, phase_mismatch,
@@ -531,7 +531,7 @@ fn condition_time_churn(i: &Input<'_>, out: &mut Vec<Finding>) {
                     RuleId::ConditionTimeChurn,
                     i.cur,
                     format!(
-                        "condition {} stayed {} but its lastTransitionTime moved: {t0} -> {t1}",
+                        "condition {} stayed {} but its lastTransitionTime moved: {t0} -> {t1} (legal when the node lifecycle controller and the kubelet both wrote it, or the kubelet's status manager coalesced a flip while the API server was unreachable)",
                         cond.kind.as_str(),
                         cond.status.as_str()
                     ),

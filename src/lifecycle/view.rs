@@ -106,8 +106,8 @@ impl ConditionType {
         }
     }
 
-    /// Conditions whose status the kubelet alone writes (B4); the node lifecycle controller
-    /// may also set Ready to False, but it keeps `lastTransitionTime` the same way.
+    /// Conditions the kubelet writes (B4). Not the only writer: the node lifecycle
+    /// controller sets Ready to False with its own `lastTransitionTime` (B5).
     pub fn kubelet_owned(&self) -> bool {
         matches!(
             self,

@@ -39,14 +39,13 @@ pub use faults::NodeFault;
 use crate::sandbox::ApiError;
 
 /// The rule ids a faulty kubelet can be told to break (the definite violations).
-pub const VIOLATION_RULES: [&str; 8] = [
+pub const VIOLATION_RULES: [&str; 7] = [
     "terminal-phase-regression",
     "restart-against-policy",
     "terminal-phase-ready",
     "ready-without-containers-ready",
     "containers-ready-mismatch",
     "succeeded-with-failed-container",
-    "condition-time-churn",
     "restart-count-decreased",
 ];
 

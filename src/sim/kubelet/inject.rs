@@ -11,7 +11,6 @@
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
 //! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
-//! | `condition-time-churn` | a kubelet-owned condition | its lastTransitionTime moved, status kept |
 //! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
 //!
 //! Every rule also needs the kubelet's first status written and the node reachable.
@@ -245,34 +244,6 @@ pub fn violating_patch(
                     set_condition(&status, "Ready", false, Some("PodCompleted"), now),
                 ],
             })
-        }
-        "condition-time-churn" => {
-            let pick = [
-                "PodReadyToStartContainers",
-                "Initialized",
-                "ContainersReady",
-                "Ready",
-            ]
-            .into_iter()
-            .find_map(|k| condition(&status, k));
-            let Some(c) = pick else {
-                return Err("the pod has no kubelet-owned condition yet".into());
-            };
-            let t = c
-                .get("lastTransitionTime")
-                .and_then(Value::as_str)
-                .and_then(crate::sandbox::object::parse_time)
-                .map(|t| t.as_second())
-                .ok_or("the condition has no lastTransitionTime")?;
-            let moved = if now.as_second() != t {
-                now.as_second()
-            } else {
-                t - 1
-            };
-            let moved = Timestamp::from_second(moved).map_err(|e| e.to_string())?;
-            let mut c = c.clone();
-            c["lastTransitionTime"] = json!(format_time(moved));
-            json!({"conditions": [c]})
         }
         "restart-count-decreased" => {
             let restarted = |l: &[Value]| {
