@@ -442,6 +442,74 @@ fn cases() -> Vec<Case> {
                 running_pod("Always").uid("uid-web-2"),
             ],
         ),
+        // start-time-changed
+        case(
+            "startTime moves after it was set",
+            StartTimeChanged,
+            true,
+            vec![
+                running_pod("Always").start_time(1),
+                running_pod("Always").start_time(40),
+            ],
+        ),
+        case(
+            "near miss: startTime set for the first time",
+            StartTimeChanged,
+            false,
+            vec![
+                Pod::new("web").containers(&["app"]),
+                running_pod("Always").start_time(1),
+            ],
+        ),
+        case(
+            "near miss: startTime absent from a trimmed snapshot",
+            StartTimeChanged,
+            false,
+            vec![
+                running_pod("Always").start_time(1),
+                running_pod("Always"),
+                running_pod("Always").start_time(1),
+            ],
+        ),
+        // running-unbound
+        case(
+            "phase Running with no nodeName",
+            RunningUnbound,
+            true,
+            vec![running_pod("Always").unbound()],
+        ),
+        case(
+            "a container running with no nodeName, phase Pending",
+            RunningUnbound,
+            true,
+            vec![
+                Pod::new("web")
+                    .containers(&["app"])
+                    .run("app", 2, false)
+                    .unbound(),
+            ],
+        ),
+        case(
+            "near miss: Pending and unscheduled",
+            RunningUnbound,
+            false,
+            vec![Pod::new("web").containers(&["app"]).unbound()],
+        ),
+        case(
+            "near miss: Running with a trimmed spec (no containers listed)",
+            RunningUnbound,
+            false,
+            vec![Pod(json!({
+                "metadata": {"name": "web", "namespace": "default", "uid": "uid-web", "resourceVersion": "7"},
+                "status": {"phase": "Running"}
+            }))],
+        ),
+        case(
+            "near miss: Running and bound",
+            RunningUnbound,
+            false,
+            vec![running_pod("Always")],
+        ),
         // phase-mismatch
         case(
             "Never, all exited, still Running",
@@ -742,7 +810,9 @@ fn violation_severity_is_exactly_the_definite_set() {
             "ready-without-containers-ready",
             "containers-ready-mismatch",
             "succeeded-with-failed-container",
-            "restart-count-decreased"
+            "restart-count-decreased",
+            "start-time-changed",
+            "running-unbound",
         ]
     );
     // Two writers of Ready, and the status manager's coalescing, make it legal (B7).

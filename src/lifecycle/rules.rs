@@ -89,10 +89,14 @@ rules! {
         "ContainersReady is True while a container or sidecar is not ready or has no status.";
     SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
         "The phase is Succeeded while a container is not terminated with exit code 0.";
-    ConditionTimeChurn = "condition-time-churn", Warning, false, condition_time_churn,
-        "A kubelet-written condition changed lastTransitionTime without changing status.";
     RestartCountDecreased = "restart-count-decreased", Violation, false, restart_count_decreased,
         "A container's restartCount went down.";
+    StartTimeChanged = "start-time-changed", Violation, false, start_time_changed,
+        "status.startTime changed once set.";
+    RunningUnbound = "running-unbound", Violation, true, running_unbound,
+        "The phase is Running, or a container runs, while the pod is bound to no node.";
+    ConditionTimeChurn = "condition-time-churn", Warning, false, condition_time_churn,
+        "A kubelet-written condition changed lastTransitionTime without changing status.";
     PhaseMismatch = "phase-mismatch", Warning, true, phase_mismatch,
         "The observed phase differs from the phase the kubelet computes from the container states.";
     UnknownDisruptionReason = "unknown-disruption-reason", Warning, true, unknown_disruption_reason,
@@ -580,6 +584,63 @@ fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
             }
         }
     }
+}
+
+fn start_time_changed(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    // A start time that disappears is no evidence (trimmed dumps); one that moves is: the
+    // status manager keeps the first across updates and kubelet restarts (B3).
+    let (Some(was), Some(now)) = (prev.status.start_time, i.cur.status.start_time) else {
+        return;
+    };
+    if was != now {
+        out.push(
+            Finding::new(
+                RuleId::StartTimeChanged,
+                i.cur,
+                format!("status.startTime changed once set: {was} -> {now}"),
+            )
+            .values(was.to_string(), now.to_string()),
+        );
+    }
+}
+
+fn running_unbound(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    // The API server admits no pod without a container: a spec without one was trimmed
+    // from the dump, and says nothing about the binding either.
+    if pod.spec.containers.is_empty()
+        || pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+    {
+        return;
+    }
+    let running: Vec<&str> = pod
+        .status
+        .init_container_statuses
+        .iter()
+        .chain(pod.status.container_statuses.iter())
+        .filter(|s| s.state.is_running())
+        .map(|s| &*s.name)
+        .collect();
+    let phase = pod.phase();
+    if phase != Phase::Running && running.is_empty() {
+        return;
+    }
+    let what = match (phase, running.is_empty()) {
+        (Phase::Running, true) => "phase is Running".to_string(),
+        (Phase::Running, false) => format!("phase is Running and {} running", names(&running)),
+        _ => format!("{} running", names(&running)),
+    };
+    out.push(
+        Finding::new(
+            RuleId::RunningUnbound,
+            pod,
+            format!(
+                "{what} but spec.nodeName is not set: only a kubelet runs containers, and only for pods bound to its node"
+            ),
+        )
+        .values("spec.nodeName set", "no spec.nodeName"),
+    );
 }
 
 fn phase_mismatch(i: &Input<'_>, out: &mut Vec<Finding>) {

@@ -38,7 +38,8 @@ pub use faults::NodeFault;
 
 use crate::sandbox::ApiError;
 
-/// The rule ids a faulty kubelet can be told to break (the definite violations).
+/// The rule ids a faulty kubelet can be told to break (definite violations; not yet
+/// start-time-changed and running-unbound).
 pub const VIOLATION_RULES: [&str; 7] = [
     "terminal-phase-regression",
     "restart-against-policy",
