@@ -13,7 +13,7 @@ use crate::lifecycle::{Finding, RuleSettings};
 pub enum Output {
     /// An aligned table, then a summary.
     Table,
-    /// One finding per line, printed as found.
+    /// One finding per line, printed as found, then one `{"summary": ...}` line.
     Json,
 }
 
@@ -106,9 +106,12 @@ pub fn audit_documents(
         }
     }
     let summary = auditor.summary();
-    if output == Output::Table {
-        report::write_table(out, &table)?;
-        report::write_summary(out, summary)?;
+    match output {
+        Output::Table => {
+            report::write_table(out, &table)?;
+            report::write_summary(out, summary)?;
+        }
+        Output::Json => report::write_json_summary(out, summary)?,
     }
     out.flush()?;
     Ok(if summary.unusable > 0 {

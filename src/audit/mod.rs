@@ -9,7 +9,9 @@ pub mod scan;
 
 use std::collections::BTreeMap;
 
-use crate::lifecycle::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
+use crate::lifecycle::{
+    Arrival, Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker,
+};
 use crate::selector::Selector;
 
 /// Which pods a policy applies to: its namespace (if any) and its selector.
@@ -35,6 +37,11 @@ pub struct Summary {
     pub pods: usize,
     /// Snapshots audited.
     pub snapshots: usize,
+    /// Snapshots with the resourceVersion last seen for their uid: not audited again.
+    pub duplicates: usize,
+    /// Snapshots older (lower resourceVersion) than the last seen for their uid: not
+    /// audited as transitions.
+    pub stale: usize,
     /// Snapshots the policy's scope left out.
     pub out_of_scope: usize,
     /// Documents or list items that could not be used.
@@ -87,13 +94,22 @@ impl Auditor {
             (c, t) => c.or(t).unwrap_or(Timestamp(0)),
         };
         self.clock = Some(now);
-        if self.tracker.get(&view.uid).is_none() {
-            self.summary.pods += 1;
+        let arrival = self.tracker.arrival(&view);
+        match arrival {
+            Arrival::Duplicate => self.summary.duplicates += 1,
+            Arrival::Stale => self.summary.stale += 1,
+            Arrival::New => self.summary.pods += 1,
+            Arrival::Next => {}
         }
-        self.summary.snapshots += 1;
-        let uid = deleted.then(|| view.uid.clone());
-        let findings = self.tracker.observe(view, now, &self.settings);
-        if let Some(uid) = uid {
+        // A deletion is final whatever the order of the state it carries.
+        let gone = deleted.then(|| view.uid.clone());
+        let findings = if arrival.is_audited() {
+            self.summary.snapshots += 1;
+            self.tracker.observe(view, now, &self.settings)
+        } else {
+            Vec::new()
+        };
+        if let Some(uid) = gone {
             self.tracker.forget(&uid);
         }
         for f in &findings {

@@ -10,5 +10,5 @@ pub mod view;
 pub use phase::{container_should_restart, expected_phase, get_phase};
 pub use rules::{Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate};
 pub use time::{Seconds, Timestamp};
-pub use tracker::Tracker;
+pub use tracker::{Arrival, Tracker};
 pub use view::{Phase, PodView};

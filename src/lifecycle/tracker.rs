@@ -18,6 +18,44 @@ struct Tracked {
     restarts: VecDeque<Timestamp>,
 }
 
+/// How a snapshot relates to what the tracker last saw of its uid (SEMANTICS B7, input
+/// order): a watch sends one uid's states in resourceVersion order, but a recorder that
+/// relists can send a state again, or an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The first snapshot of its uid.
+    New,
+    /// A later state of a known uid (or one whose order cannot be told).
+    Next,
+    /// The resourceVersion last seen, again.
+    Duplicate,
+    /// A lower resourceVersion than the last seen: an older state.
+    Stale,
+}
+
+impl Arrival {
+    /// Whether the snapshot is audited as a transition and becomes the stored view.
+    pub fn is_audited(self) -> bool {
+        matches!(self, Arrival::New | Arrival::Next)
+    }
+}
+
+/// Order two resourceVersions of one uid. They are opaque strings to clients; numeric
+/// comparison only when both parse (etcd revisions), and an absent one (a trimmed dump)
+/// orders nothing.
+fn arrival_after(last: &str, cur: &str) -> Arrival {
+    if last.is_empty() || cur.is_empty() {
+        return Arrival::Next;
+    }
+    if last == cur {
+        return Arrival::Duplicate;
+    }
+    match (last.parse::<u64>(), cur.parse::<u64>()) {
+        (Ok(last), Ok(cur)) if cur < last => Arrival::Stale,
+        _ => Arrival::Next,
+    }
+}
+
 /// The audit state of a set of pods. Its size is one entry per live uid: callers
 /// [`Tracker::forget`] a uid when its pod is deleted.
 #[derive(Debug, Default)]
@@ -30,14 +68,26 @@ impl Tracker {
         Self::default()
     }
 
+    /// How `view` relates to the last snapshot seen of its uid.
+    pub fn arrival(&self, view: &PodView) -> Arrival {
+        match self.pods.get(&view.uid) {
+            None => Arrival::New,
+            Some(t) => arrival_after(&t.view.resource_version, &view.resource_version),
+        }
+    }
+
     /// Audit `view` as the next snapshot of its uid at time `now`, remember it, and return
-    /// what it violates. A new uid under an old name is a new pod: uids are the key.
+    /// what it violates. A new uid under an old name is a new pod: uids are the key. A
+    /// duplicate or stale snapshot ([`Tracker::arrival`]) is neither audited nor kept.
     pub fn observe(
         &mut self,
         view: PodView,
         now: Timestamp,
         settings: &RuleSettings,
     ) -> Vec<Finding> {
+        if !self.arrival(&view).is_audited() {
+            return Vec::new();
+        }
         let (findings, tracked) = match self.pods.remove(&view.uid) {
             Some(mut t) => {
                 record_restarts(&mut t.restarts, &t.view, &view, now, settings);
