@@ -438,11 +438,146 @@ fn pod_line(name: &str, rv: &str, created: &str, status: Value, extra_meta: Valu
         + "\n"
 }
 
+fn pending_status() -> Value {
+    serde_json::json!({"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient memory.",
+         "lastTransitionTime": "2026-11-02T09:00:00Z", "lastProbeTime": null}]})
+}
+
 fn running_status(started: &str) -> Value {
     serde_json::json!({"phase": "Running", "startTime": started, "conditions": [
         {"type": "Ready", "status": "True", "lastTransitionTime": started}],
         "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,
             "state": {"running": {"startedAt": started}}}]})
+}
+
+fn rules_in(out: &Output) -> Vec<String> {
+    findings(out).into_iter().map(|(r, _, _)| r).collect()
+}
+
+/// The audit clock counts what already happened, not deletionTimestamp (a deadline in
+/// the future while a pod terminates); `--now` moves the end of the input.
+#[test]
+fn deletion_deadlines_do_not_move_the_clock_and_now_ends_the_input() {
+    // A pod Pending since 09:00 (unschedulable); another deleted at 09:09 with a one-hour
+    // grace period: its deletionTimestamp is 10:09.
+    let input = pod_line(
+        "queued",
+        "100",
+        "2026-11-02T09:00:00Z",
+        pending_status(),
+        Value::Null,
+    ) + &pod_line(
+        "draining",
+        "101",
+        "2026-11-02T09:00:00Z",
+        running_status("2026-11-02T09:09:00Z"),
+        serde_json::json!({"deletionTimestamp": "2026-11-02T10:09:00Z",
+                               "deletionGracePeriodSeconds": 3600}),
+    );
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        findings(&out).is_empty(),
+        "clock stayed at 09:09: {:?}",
+        findings(&out)
+    );
+
+    // Ending the input at 10:15: queued has been Pending 75 minutes, draining is 6
+    // minutes past its deletion deadline.
+    let out = podwarden(
+        &["audit", "-o", "json", "--now", "2026-11-02T10:15:00Z", "-"],
+        input.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings only: {}",
+        stderr(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        rules_in(&out),
+        ["stuck-pending", "stuck-terminating"],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "PodScheduled Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+        ),
+        "the scheduler's message: {text}"
+    );
+    assert!(text.contains("node.kubernetes.io/out-of-service"), "{text}");
+    assert!(text.contains("node worker-2 returns"), "{text}");
+
+    // 10:13 is only 4 minutes past the deadline.
+    let out = podwarden(
+        &[
+            "audit",
+            "-o",
+            "json",
+            "--now",
+            "2026-11-02T10:13:00+00:00",
+            "-",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(rules_in(&out), ["stuck-pending"]);
+
+    // The machine's clock is years after 2026-11-02 ... or the test machine is wrong.
+    let old = input.replace("2026-11-02", "2001-03-04");
+    let out = podwarden(&["audit", "--now", "wall", "-"], old.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stuck-pending") && text.contains("stuck-terminating"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_now_names_the_flag_and_the_value() {
+    let out = podwarden(&["audit", "--now", "tomorrow-ish", EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--now") && err.contains("tomorrow-ish"),
+        "{err}"
+    );
+    assert!(err.contains("RFC 3339") && err.contains("wall"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// Deadlines are evaluated as the input's clock passes them, not only at the end: a
+/// later snapshot of another pod moves the clock.
+#[test]
+fn deadlines_fire_as_the_clock_advances() {
+    let input = pod_line(
+        "queued",
+        "100",
+        "2026-11-02T09:00:00Z",
+        pending_status(),
+        Value::Null,
+    ) + &pod_line(
+        "other",
+        "101",
+        "2026-11-02T09:00:00Z",
+        running_status("2026-11-02T09:11:00Z"),
+        Value::Null,
+    );
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["rule"], "stuck-pending", "{lines:?}");
+    assert_eq!(lines[0]["pod"], "queued");
+    assert_eq!(lines[0]["resourceVersion"], "100");
+    assert!(
+        lines[0]["message"].as_str().is_some_and(|m| m
+            .starts_with("pod has been Pending for 11m since 2026-11-02T09:00:00Z (limit 10m)")),
+        "{lines:?}"
+    );
 }
 
 /// A recorder that relists sends states again and older ones: neither is a transition,

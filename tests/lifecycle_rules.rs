@@ -690,6 +690,29 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "Pending 11 minutes, seen once, the clock moved by another pod",
+            StuckPending,
+            true,
+            vec![
+                Pod::new("web").containers(&["app"]),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 660),
+            ],
+        ),
+        case("back to Pending for 11 minutes", StuckPending, true, {
+            let back = running_pod("Always")
+                .phase("Pending")
+                .state("app", waiting("ContainerCreating"))
+                .ready("app", false)
+                .kubelet_conditions(100);
+            vec![
+                running_pod("Always"),
+                back.clone(),
+                back.cond("Other", "True", 760),
+            ]
+        }),
+        case(
             "near miss: Pending 9 minutes",
             StuckPending,
             false,
@@ -697,6 +720,68 @@ fn cases() -> Vec<Case> {
                 Pod::new("web")
                     .containers(&["app"])
                     .cond("Other", "True", 540),
+            ],
+        ),
+        case(
+            "near miss: back to Pending 9 minutes ago, created 20 minutes ago",
+            StuckPending,
+            false,
+            {
+                let back = running_pod("Always")
+                    .phase("Pending")
+                    .state("app", waiting("ContainerCreating"))
+                    .ready("app", false)
+                    .kubelet_conditions(660);
+                vec![
+                    running_pod("Always").cond("Other", "True", 600),
+                    back.clone(),
+                    back.cond("Other", "True", 1200),
+                ]
+            },
+        ),
+        // stuck-terminating (default: 5 minutes after the deletion deadline)
+        case(
+            "still Running 6 minutes after the deletion deadline",
+            StuckTerminating,
+            true,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .deleting(130)
+                    .cond("Ready", "False", 500),
+            ],
+        ),
+        case(
+            "deadline passed while no snapshot came, found when another pod moves the clock",
+            StuckTerminating,
+            true,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 440),
+            ],
+        ),
+        case(
+            "near miss: 4 minutes after the deletion deadline",
+            StuckTerminating,
+            false,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .deleting(130)
+                    .cond("Ready", "False", 370),
+            ],
+        ),
+        case(
+            "near miss: a long grace period, the deadline is ahead",
+            StuckTerminating,
+            false,
+            vec![
+                running_pod("Always").deleting(3600),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 900),
             ],
         ),
         // restart-budget-exceeded (default budget: 5 per hour)
@@ -817,6 +902,7 @@ fn violation_severity_is_exactly_the_definite_set() {
     );
     // Two writers of Ready, and the status manager's coalescing, make it legal (B7).
     assert_eq!(RuleId::ConditionTimeChurn.severity(), Severity::Warning);
+    assert_eq!(RuleId::StuckTerminating.severity(), Severity::Warning);
     assert_eq!(RuleId::OomKilled.severity(), Severity::Info);
 }
 
@@ -903,4 +989,103 @@ fn disabled_rules_and_policy_settings_apply() {
         ..RuleSettings::default()
     };
     assert!(rules_of(&p.audit_with(&quick)).contains(&RuleId::StuckPending));
+}
+
+/// `next_due`: when a pod next needs evaluation with no new event (the live
+/// controller's timer): the earliest deadline of an enabled rule after `now`.
+#[test]
+fn next_due_is_the_earliest_deadline_ahead() {
+    use podwarden::lifecycle::{Timestamp, next_due};
+    let at = |s: i64| Timestamp(T0 + s);
+    let d = RuleSettings::default();
+    let pending = Pod::new("web").containers(&["app"]).view();
+    assert_eq!(
+        next_due(&pending, None, &d, at(0)),
+        Some(at(600)),
+        "from creation"
+    );
+    assert_eq!(
+        next_due(&pending, Some(at(100)), &d, at(100)),
+        Some(at(700)),
+        "from the entry into Pending"
+    );
+    assert_eq!(
+        next_due(&pending, None, &d, at(600)),
+        None,
+        "already passed"
+    );
+
+    // Pending and deleted: stuck-terminating first (deadline 130 + 5m), then stuck-pending.
+    let deleted = Pod::new("web").containers(&["app"]).deleting(130).view();
+    assert_eq!(next_due(&deleted, None, &d, at(0)), Some(at(430)));
+    assert_eq!(next_due(&deleted, None, &d, at(430)), Some(at(600)));
+    assert_eq!(next_due(&deleted, None, &d, at(600)), None);
+    let no_terminating = RuleSettings {
+        disabled: [RuleId::StuckTerminating].into_iter().collect(),
+        stuck_terminating_after: Seconds(60),
+        ..RuleSettings::default()
+    };
+    assert_eq!(
+        next_due(&deleted, None, &no_terminating, at(0)),
+        Some(at(600))
+    );
+    let quick = RuleSettings {
+        stuck_terminating_after: Seconds(60),
+        ..RuleSettings::default()
+    };
+    assert_eq!(next_due(&deleted, None, &quick, at(0)), Some(at(190)));
+
+    // Running and not deleted: time alone changes nothing.
+    assert_eq!(
+        next_due(&running_pod("Always").view(), None, &d, at(0)),
+        None
+    );
+}
+
+/// The stuck-terminating message says what releases the pod.
+#[test]
+fn stuck_terminating_says_what_would_release_the_pod() {
+    let mut seq = Seq::new();
+    seq.push(
+        running_pod("Always")
+            .deleting(130)
+            .finalizers(&["example.com/cleanup"]),
+    )
+    .push(
+        running_pod("Always")
+            .deleting(130)
+            .finalizers(&["example.com/cleanup"])
+            .cond("Ready", "False", 500),
+    );
+    let f = seq
+        .audit()
+        .into_iter()
+        .find(|f| f.rule == RuleId::StuckTerminating)
+        .expect("stuck-terminating");
+    assert_eq!(
+        f.message,
+        "pod is still present 6m10s after its deletion deadline 2026-08-01T10:02:10Z (limit 5m); \
+         released when node node-1 returns, when the Node node-1 is deleted, or when it is tainted \
+         node.kubernetes.io/out-of-service; finalizers still to remove: example.com/cleanup"
+    );
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.resource_version, "2");
+
+    let mut unbound = Seq::new();
+    unbound.push(
+        Pod::new("web")
+            .containers(&["app"])
+            .unbound()
+            .deleting(10)
+            .cond("Other", "True", 400),
+    );
+    let f = unbound
+        .audit()
+        .into_iter()
+        .find(|f| f.rule == RuleId::StuckTerminating)
+        .expect("stuck-terminating");
+    assert!(
+        f.message
+            .ends_with("never scheduled: PodGC removes unscheduled terminating pods")
+    );
 }

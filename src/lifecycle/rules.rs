@@ -110,7 +110,9 @@ rules! {
     RestartFasterThanBackoff = "restart-faster-than-backoff", Warning, false, restart_faster_than_backoff,
         "A container restarted sooner than the crash-loop back-off allows.";
     StuckPending = "stuck-pending", Warning, true, stuck_pending,
-        "The pod stayed Pending longer than the policy allows.";
+        "The pod stayed Pending longer than the policy allows since it entered Pending.";
+    StuckTerminating = "stuck-terminating", Warning, true, stuck_terminating,
+        "The pod is still present longer than the policy allows after its deletion deadline.";
     RestartBudgetExceeded = "restart-budget-exceeded", Warning, true, restart_budget_exceeded,
         "The pod restarted more often within the window than the policy's budget.";
     OomKilled = "oom-killed", Info, false, oom_killed,
@@ -167,11 +169,14 @@ pub struct RestartBudget {
 pub struct RuleSettings {
     pub disabled: RuleSet,
     pub stuck_pending_after: Seconds,
+    /// How long past its deletion deadline a pod may stay before `stuck-terminating`.
+    pub stuck_terminating_after: Seconds,
     pub restart_budget: RestartBudget,
 }
 
 impl RuleSettings {
     pub const DEFAULT_STUCK_PENDING_AFTER: Seconds = Seconds(600);
+    pub const DEFAULT_STUCK_TERMINATING_AFTER: Seconds = Seconds(300);
     pub const DEFAULT_RESTART_BUDGET: RestartBudget = RestartBudget {
         count: 5,
         window: Seconds(3600),
@@ -183,6 +188,7 @@ impl Default for RuleSettings {
         RuleSettings {
             disabled: RuleSet::default(),
             stuck_pending_after: Self::DEFAULT_STUCK_PENDING_AFTER,
+            stuck_terminating_after: Self::DEFAULT_STUCK_TERMINATING_AFTER,
             restart_budget: Self::DEFAULT_RESTART_BUDGET,
         }
     }
@@ -244,6 +250,9 @@ pub struct Input<'a> {
     pub now: Timestamp,
     /// Restarts of this pod within the budget window, this transition's included.
     pub restarts_in_window: u32,
+    /// When the tracker saw the pod enter its current Pending stretch (None: not known,
+    /// the creation time stands in).
+    pub pending_since: Option<Timestamp>,
 }
 
 /// Evaluate every enabled rule, in rule order.
@@ -255,6 +264,69 @@ pub fn evaluate(input: &Input<'_>) -> Vec<Finding> {
         }
     }
     out
+}
+
+impl RuleId {
+    /// Rules that can start to hold by time passing alone, with no new snapshot: they are
+    /// evaluated again when [`next_due`] says.
+    pub fn is_deadline(self) -> bool {
+        matches!(self, RuleId::StuckPending | RuleId::StuckTerminating)
+    }
+}
+
+/// Evaluate only the enabled deadline rules (what time passing alone can change).
+pub fn evaluate_deadlines(input: &Input<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for &rule in RuleId::ALL {
+        if rule.is_deadline() && !input.settings.disabled.contains(rule) {
+            rule.check(input, &mut out);
+        }
+    }
+    out
+}
+
+/// When `pod` next needs evaluation after `now` if nothing else happens to it: the
+/// earliest time later than `now` at which an enabled deadline rule starts to hold, if
+/// any. `pending_since` is when the pod entered its current Pending stretch, as the
+/// tracker saw it (None: its creation). A live controller sets its timers from this;
+/// the offline auditor evaluates the pod again when its clock passes it.
+pub fn next_due(
+    pod: &PodView,
+    pending_since: Option<Timestamp>,
+    settings: &RuleSettings,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let enabled = |r| !settings.disabled.contains(r);
+    let pending = pending_deadline(pod, pending_since, settings)
+        .filter(|_| enabled(RuleId::StuckPending))
+        .map(|(_, due)| due);
+    let terminating = terminating_deadline(pod, settings)
+        .filter(|_| enabled(RuleId::StuckTerminating))
+        .map(|(_, due)| due);
+    [pending, terminating]
+        .into_iter()
+        .flatten()
+        .filter(|due| *due > now)
+        .min()
+}
+
+/// A Pending pod's (entry into Pending, time stuck-pending holds from).
+fn pending_deadline(
+    pod: &PodView,
+    pending_since: Option<Timestamp>,
+    settings: &RuleSettings,
+) -> Option<(Timestamp, Timestamp)> {
+    if pod.phase() != Phase::Pending {
+        return None;
+    }
+    let since = pending_since.or(pod.creation_timestamp)?;
+    Some((since, since.plus(settings.stuck_pending_after)))
+}
+
+/// A deleted pod's (deletion deadline, time stuck-terminating holds from).
+fn terminating_deadline(pod: &PodView, settings: &RuleSettings) -> Option<(Timestamp, Timestamp)> {
+    let deadline = pod.deletion_timestamp?;
+    Some((deadline, deadline.plus(settings.stuck_terminating_after)))
 }
 
 /// Which kind of container a spec entry is, for messages.
@@ -812,18 +884,29 @@ fn restart_faster_than_backoff(i: &Input<'_>, out: &mut Vec<Finding>) {
 
 fn stuck_pending(i: &Input<'_>, out: &mut Vec<Finding>) {
     let pod = i.cur;
-    let Some(created) = pod.creation_timestamp else {
+    // From the entry into Pending, not from creation: Running -> Pending happens when the
+    // sandbox is recreated.
+    let Some((since, due)) = pending_deadline(pod, i.pending_since, i.settings) else {
         return;
     };
-    let limit = i.settings.stuck_pending_after;
-    let age = i.now.since(created);
-    if pod.phase() != Phase::Pending || age < limit.0 {
+    if i.now < due {
         return;
     }
+    let limit = i.settings.stuck_pending_after;
+    let age = Seconds(i.now.since(since));
     let why = pod
         .condition(&ConditionType::PodScheduled)
         .filter(|c| c.status != ConditionStatus::True)
-        .and_then(|c| c.reason.as_deref().map(|r| format!("PodScheduled {r}")))
+        .and_then(|c| {
+            let reason = c.reason.as_deref()?;
+            Some(match c.message.as_deref() {
+                // The scheduler says why it cannot place the pod.
+                Some(m) if reason == "Unschedulable" && !m.is_empty() => {
+                    format!("PodScheduled {reason}: {m}")
+                }
+                _ => format!("PodScheduled {reason}"),
+            })
+        })
         .or_else(|| {
             pod.status
                 .init_container_statuses
@@ -841,14 +924,49 @@ fn stuck_pending(i: &Input<'_>, out: &mut Vec<Finding>) {
         Finding::new(
             RuleId::StuckPending,
             pod,
-            format!(
-                "pod has been Pending for {} (limit {limit}){why}",
-                Seconds(age)
-            ),
+            format!("pod has been Pending for {age} since {since} (limit {limit}){why}"),
         )
         .values(
             format!("not Pending after {limit}"),
-            format!("Pending for {}", Seconds(age)),
+            format!("Pending for {age}"),
+        ),
+    );
+}
+
+fn stuck_terminating(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    let Some((deadline, due)) = terminating_deadline(pod, i.settings) else {
+        return;
+    };
+    if i.now < due {
+        return;
+    }
+    let limit = i.settings.stuck_terminating_after;
+    let late = Seconds(i.now.since(deadline));
+    let mut release = match pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        // The kubelet confirms the deletion once the containers are gone; a node that does
+        // not answer holds its pods until it returns, the Node object is deleted (PodGC),
+        // or the node is tainted out-of-service (PodGC force-deletes) (B5).
+        Some(node) => format!(
+            "released when node {node} returns, when the Node {node} is deleted, or when it is tainted node.kubernetes.io/out-of-service"
+        ),
+        None => "never scheduled: PodGC removes unscheduled terminating pods".to_string(),
+    };
+    if !pod.finalizers.is_empty() {
+        let f: Vec<&str> = pod.finalizers.iter().map(|f| &**f).collect();
+        release.push_str(&format!("; finalizers still to remove: {}", names(&f)));
+    }
+    out.push(
+        Finding::new(
+            RuleId::StuckTerminating,
+            pod,
+            format!(
+                "pod is still present {late} after its deletion deadline {deadline} (limit {limit}); {release}"
+            ),
+        )
+        .values(
+            format!("gone within {limit} of {deadline}"),
+            format!("present {late} after"),
         ),
     );
 }
