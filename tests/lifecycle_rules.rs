@@ -1089,3 +1089,21 @@ fn stuck_terminating_says_what_would_release_the_pod() {
             .ends_with("never scheduled: PodGC removes unscheduled terminating pods")
     );
 }
+
+/// The README's rule reference has a row for every rule id, with its severity.
+#[test]
+fn readme_lists_every_rule_with_its_severity() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for &rule in RuleId::ALL {
+        let row = rows
+            .iter()
+            .find(|l| l.starts_with(&format!("| `{}` |", rule.as_str())))
+            .unwrap_or_else(|| panic!("README has no row for {rule}"));
+        assert!(
+            row.contains(&format!("| {} |", rule.severity().as_str())),
+            "{rule}: {row}"
+        );
+    }
+}
