@@ -47,12 +47,21 @@ fn objects() -> Vec<Value> {
 fn findings(out: &Output) -> BTreeSet<(String, String, String)> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
+        .filter(|l| !l.starts_with("{\"summary\""))
         .map(|l| {
             let f: Value = serde_json::from_str(l).expect("one JSON finding per line");
             let s = |k: &str| f[k].as_str().expect(k).to_string();
             (s("rule"), s("pod"), s("resourceVersion"))
         })
         .collect()
+}
+
+/// The `{"summary": ...}` line `-o json` ends with.
+fn json_summary(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().expect("a summary line");
+    let v: Value = serde_json::from_str(last).expect("summary JSON");
+    v["summary"].clone()
 }
 
 fn stderr(out: &Output) -> String {
@@ -244,7 +253,11 @@ fn broken_list_items_and_yaml_documents_are_named() {
     let out = podwarden(&["audit", "-"], input.as_bytes());
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("document 2:"), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("snapshots: 2"));
+    // Both good documents are read; the second is the same state again (same uid and
+    // resourceVersion), counted as a duplicate rather than audited twice.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pods: 1, snapshots: 1,"), "{text}");
+    assert!(text.contains("1 duplicate"), "{text}");
 }
 
 #[test]
@@ -403,5 +416,202 @@ fn a_broken_policy_is_a_clear_error() {
         stderr(&out).contains("/nonexistent/policy.yaml"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// A bare pod as `kubectl get -o json` prints it, one line.
+fn pod_line(name: &str, rv: &str, created: &str, status: Value, extra_meta: Value) -> String {
+    let mut metadata = serde_json::json!({
+        "name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+        "resourceVersion": rv, "creationTimestamp": created,
+    });
+    if let (Some(m), Some(extra)) = (metadata.as_object_mut(), extra_meta.as_object()) {
+        m.extend(extra.clone());
+    }
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": metadata,
+        "spec": {"nodeName": "worker-2", "restartPolicy": "Always",
+                 "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+        "status": status,
+    })
+    .to_string()
+        + "\n"
+}
+
+fn pending_status() -> Value {
+    serde_json::json!({"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient memory.",
+         "lastTransitionTime": "2026-11-02T09:00:00Z", "lastProbeTime": null}]})
+}
+
+fn running_status(started: &str) -> Value {
+    serde_json::json!({"phase": "Running", "startTime": started, "conditions": [
+        {"type": "Ready", "status": "True", "lastTransitionTime": started}],
+        "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": started}}}]})
+}
+
+fn rules_in(out: &Output) -> Vec<String> {
+    findings(out).into_iter().map(|(r, _, _)| r).collect()
+}
+
+/// The audit clock counts what already happened, not deletionTimestamp (a deadline in
+/// the future while a pod terminates); `--now` moves the end of the input.
+#[test]
+fn deletion_deadlines_do_not_move_the_clock_and_now_ends_the_input() {
+    // A pod Pending since 09:00 (unschedulable); another deleted at 09:09 with a one-hour
+    // grace period: its deletionTimestamp is 10:09.
+    let input = pod_line(
+        "queued",
+        "100",
+        "2026-11-02T09:00:00Z",
+        pending_status(),
+        Value::Null,
+    ) + &pod_line(
+        "draining",
+        "101",
+        "2026-11-02T09:00:00Z",
+        running_status("2026-11-02T09:09:00Z"),
+        serde_json::json!({"deletionTimestamp": "2026-11-02T10:09:00Z",
+                               "deletionGracePeriodSeconds": 3600}),
+    );
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        findings(&out).is_empty(),
+        "clock stayed at 09:09: {:?}",
+        findings(&out)
+    );
+
+    // Ending the input at 10:15: queued has been Pending 75 minutes, draining is 6
+    // minutes past its deletion deadline.
+    let out = podwarden(
+        &["audit", "-o", "json", "--now", "2026-11-02T10:15:00Z", "-"],
+        input.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "warnings only: {}",
+        stderr(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        rules_in(&out),
+        ["stuck-pending", "stuck-terminating"],
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "PodScheduled Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+        ),
+        "the scheduler's message: {text}"
+    );
+    assert!(text.contains("node.kubernetes.io/out-of-service"), "{text}");
+    assert!(text.contains("node worker-2 returns"), "{text}");
+
+    // 10:13 is only 4 minutes past the deadline.
+    let out = podwarden(
+        &[
+            "audit",
+            "-o",
+            "json",
+            "--now",
+            "2026-11-02T10:13:00+00:00",
+            "-",
+        ],
+        input.as_bytes(),
+    );
+    assert_eq!(rules_in(&out), ["stuck-pending"]);
+
+    // The machine's clock is years after 2026-11-02 ... or the test machine is wrong.
+    let old = input.replace("2026-11-02", "2001-03-04");
+    let out = podwarden(&["audit", "--now", "wall", "-"], old.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stuck-pending") && text.contains("stuck-terminating"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_now_names_the_flag_and_the_value() {
+    let out = podwarden(&["audit", "--now", "tomorrow-ish", EXAMPLE], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--now") && err.contains("tomorrow-ish"),
+        "{err}"
+    );
+    assert!(err.contains("RFC 3339") && err.contains("wall"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// Deadlines are evaluated as the input's clock passes them, not only at the end: a
+/// later snapshot of another pod moves the clock.
+#[test]
+fn deadlines_fire_as_the_clock_advances() {
+    let input = pod_line(
+        "queued",
+        "100",
+        "2026-11-02T09:00:00Z",
+        pending_status(),
+        Value::Null,
+    ) + &pod_line(
+        "other",
+        "101",
+        "2026-11-02T09:00:00Z",
+        running_status("2026-11-02T09:11:00Z"),
+        Value::Null,
+    );
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["rule"], "stuck-pending", "{lines:?}");
+    assert_eq!(lines[0]["pod"], "queued");
+    assert_eq!(lines[0]["resourceVersion"], "100");
+    assert!(
+        lines[0]["message"].as_str().is_some_and(|m| m
+            .starts_with("pod has been Pending for 11m since 2026-11-02T09:00:00Z (limit 10m)")),
+        "{lines:?}"
+    );
+}
+
+/// A recorder that relists sends states again and older ones: neither is a transition,
+/// both are counted in the summary, in text and in JSON.
+#[test]
+fn stale_and_duplicate_snapshots_are_counted_not_audited() {
+    let crashed = serde_json::json!({"phase": "Running", "startTime": "2026-11-02T09:00:01Z",
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-02T09:03:00Z"}],
+        "containerStatuses": [{"name": "app", "ready": false, "restartCount": 1,
+            "state": {"running": {"startedAt": "2026-11-02T09:03:00Z"}},
+            "lastState": {"terminated": {"exitCode": 1, "startedAt": "2026-11-02T09:00:02Z", "finishedAt": "2026-11-02T09:03:00Z"}}}]});
+    let first = pod_line(
+        "web",
+        "99",
+        "2026-11-02T09:00:00Z",
+        running_status("2026-11-02T09:00:01Z"),
+        Value::Null,
+    );
+    let second = pod_line("web", "100", "2026-11-02T09:00:00Z", crashed, Value::Null);
+    // 99 after 100: older as an etcd revision, though "99" > "100" as text.
+    let input = first.clone() + &second + &first + &second;
+    let out = podwarden(&["audit", "-o", "json", "-"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{:?}", findings(&out));
+    let summary = json_summary(&out);
+    assert_eq!(summary["snapshots"], 2, "{summary}");
+    assert_eq!(summary["stale"], 1, "{summary}");
+    assert_eq!(summary["duplicates"], 1, "{summary}");
+    assert_eq!(summary["pods"], 1, "{summary}");
+
+    let out = podwarden(&["audit", "-"], input.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pods: 1, snapshots: 2,"), "{text}");
+    assert!(
+        text.contains("snapshots not audited: 1 duplicate (resourceVersion seen before), 1 stale (older resourceVersion)"),
+        "{text}"
     );
 }

@@ -168,6 +168,7 @@ fn enums_ranges_and_duration_patterns() {
     }
     for path in [
         "spec.rules.stuckPendingAfter",
+        "spec.rules.stuckTerminatingAfter",
         "spec.rules.restartBudget.window",
         "spec.orphans.backoff",
         "spec.orphans.maxBackoff",
@@ -273,6 +274,7 @@ fn rule_settings_map_every_field() {
         "rules": {
             "disabled": ["oom-killed", "phase-unknown"],
             "stuckPendingAfter": "1h30m",
+            "stuckTerminatingAfter": "2m30s",
             "restartBudget": {"count": 7, "window": "45m"},
             "eventSeverity": "violation",
         },
@@ -286,6 +288,7 @@ fn rule_settings_map_every_field() {
         assert_eq!(settings.disabled.contains(rule), want, "{rule}");
     }
     assert_eq!(settings.stuck_pending_after, Seconds(5400));
+    assert_eq!(settings.stuck_terminating_after, Seconds(150));
     assert_eq!(
         settings.restart_budget,
         RestartBudget {
@@ -317,6 +320,12 @@ fn invalid_values_are_rejected_naming_the_field() {
             json!({"rules": {"stuckPendingAfter": "5x"}}),
             "InvalidDuration",
             "spec.rules.stuckPendingAfter: invalid duration \"5x\"",
+        ),
+        (
+            "unparsable stuckTerminatingAfter",
+            json!({"rules": {"stuckTerminatingAfter": "soon"}}),
+            "InvalidDuration",
+            "spec.rules.stuckTerminatingAfter: invalid duration \"soon\"",
         ),
         (
             "unparsable window",

@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 use super::input::{DocumentReader, What};
 use super::{Auditor, Scope, report};
-use podwarden_model::{Finding, RuleSettings};
+use podwarden_model::{Finding, RuleSettings, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     /// An aligned table, then a summary.
     Table,
-    /// One finding per line, printed as found.
+    /// One finding per line, printed as found, then one `{"summary": ...}` line.
     Json,
 }
 
@@ -30,6 +30,23 @@ pub struct AuditArgs {
     /// A PodLifecyclePolicy (YAML or JSON) whose selector and rule settings apply.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// The time the input ends at: deadline rules (stuck-pending, stuck-terminating) are
+    /// evaluated once more at it after the last snapshot. An RFC 3339 time, or `wall` for
+    /// this machine's clock (for a `kubectl get` taken just now). Default: the latest time
+    /// in the input.
+    #[arg(long, value_name = "TIME", value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+}
+
+/// `--now`: an RFC 3339 time or `wall`.
+fn parse_now(s: &str) -> Result<Timestamp, String> {
+    if s == "wall" {
+        return Ok(Timestamp(jiff::Timestamp::now().as_second()));
+    }
+    Timestamp::parse(s).ok_or_else(|| {
+        "expected an RFC 3339 time such as 2026-08-01T10:00:00Z, or `wall` for this machine's clock"
+            .to_string()
+    })
 }
 
 pub const EXIT_VIOLATION: u8 = 1;
@@ -60,7 +77,7 @@ pub fn run(args: &AuditArgs) -> ExitCode {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let reader = DocumentReader::new(source);
-    let auditor = Auditor::new(settings, scope);
+    let auditor = Auditor::new(settings, scope).ending_at(args.now);
     match audit_documents(reader, auditor, args.output, &mut out, &mut io::stderr()) {
         Ok(code) => code,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -81,23 +98,24 @@ pub fn audit_documents(
     err: &mut impl Write,
 ) -> io::Result<ExitCode> {
     let mut table: Vec<Finding> = Vec::new();
+    let mut emit = |found: Vec<Finding>| -> io::Result<()> {
+        match output {
+            Output::Json => {
+                for f in &found {
+                    report::write_json(out, f)?;
+                }
+                if !found.is_empty() {
+                    out.flush()?;
+                }
+            }
+            Output::Table => table.extend(found),
+        }
+        Ok(())
+    };
     while let Some(items) = reader.next_document(auditor.tracker())? {
         for item in items {
             match item.what {
-                What::Snapshot { view, deleted } => {
-                    let found = auditor.audit(view, deleted);
-                    match output {
-                        Output::Json => {
-                            for f in &found {
-                                report::write_json(out, f)?;
-                            }
-                            if !found.is_empty() {
-                                out.flush()?;
-                            }
-                        }
-                        Output::Table => table.extend(found),
-                    }
-                }
+                What::Snapshot { view, deleted } => emit(auditor.audit(view, deleted))?,
                 What::Unusable(reason) => {
                     auditor.note_unusable();
                     writeln!(err, "podwarden: {}: {reason}", item.at)?;
@@ -105,10 +123,14 @@ pub fn audit_documents(
             }
         }
     }
+    emit(auditor.finish())?;
     let summary = auditor.summary();
-    if output == Output::Table {
-        report::write_table(out, &table)?;
-        report::write_summary(out, summary)?;
+    match output {
+        Output::Table => {
+            report::write_table(out, &table)?;
+            report::write_summary(out, summary)?;
+        }
+        Output::Json => report::write_json_summary(out, summary)?,
     }
     out.flush()?;
     Ok(if summary.unusable > 0 {

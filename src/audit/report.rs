@@ -62,6 +62,13 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         sev(Severity::Warning),
         sev(Severity::Info)
     )?;
+    if s.duplicates > 0 || s.stale > 0 {
+        writeln!(
+            out,
+            "snapshots not audited: {} duplicate (resourceVersion seen before), {} stale (older resourceVersion)",
+            s.duplicates, s.stale
+        )?;
+    }
     if s.out_of_scope > 0 {
         writeln!(
             out,
@@ -88,6 +95,34 @@ pub fn write_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The summary as the last line of `-o json`: `{"summary": {...}}`, told apart from the
+/// findings by its one key.
+pub fn write_json_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
+    let by_rule: serde_json::Map<String, serde_json::Value> = s
+        .by_rule
+        .iter()
+        .map(|(r, n)| (r.as_str().to_string(), (*n).into()))
+        .collect();
+    let by_severity: serde_json::Map<String, serde_json::Value> = s
+        .by_severity
+        .iter()
+        .map(|(sev, n)| (sev.as_str().to_string(), (*n).into()))
+        .collect();
+    let line = serde_json::json!({"summary": {
+        "pods": s.pods,
+        "snapshots": s.snapshots,
+        "duplicates": s.duplicates,
+        "stale": s.stale,
+        "outOfScope": s.out_of_scope,
+        "unusable": s.unusable,
+        "findings": s.findings(),
+        "bySeverity": by_severity,
+        "byRule": by_rule,
+    }});
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
 }
 
 fn severity_word(r: RuleId) -> &'static str {

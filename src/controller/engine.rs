@@ -15,7 +15,7 @@ use podwarden_model::policy::{
 };
 use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
 
-use crate::audit::Scope;
+use podwarden_model::stream::Scope;
 
 /// A policy by namespace and name.
 pub type PolicyKey = (String, String);

@@ -4,12 +4,16 @@
 pub mod phase;
 pub mod policy;
 pub mod rules;
+pub mod stream;
 pub mod time;
 pub mod tracker;
 pub mod view;
 
 pub use phase::{container_should_restart, expected_phase, get_phase};
-pub use rules::{Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate};
+pub use rules::{
+    Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate,
+    evaluate_deadlines, next_due,
+};
 pub use time::{Seconds, Timestamp};
-pub use tracker::Tracker;
+pub use tracker::{Arrival, Tracker};
 pub use view::{Phase, PodView};

@@ -150,6 +150,12 @@ pub struct RulesSpec {
     #[schemars(schema_with = "duration_schema")]
     pub stuck_pending_after: String,
 
+    /// How long a deleted pod may stay after its deletion deadline (deletionTimestamp)
+    /// before stuck-terminating reports it (a duration such as 5m).
+    #[serde(default = "default_stuck_terminating_after")]
+    #[schemars(schema_with = "duration_schema")]
+    pub stuck_terminating_after: String,
+
     /// At most this many restarts of one pod within the window before
     /// restart-budget-exceeded reports it.
     #[serde(default)]
@@ -445,7 +451,8 @@ fn check_range(
 }
 
 impl PodLifecyclePolicySpec {
-    /// The rule settings: disabled rules, stuck-pending threshold, restart budget.
+    /// The rule settings: disabled rules, stuck-pending and stuck-terminating thresholds,
+    /// restart budget.
     pub fn rule_settings(&self) -> Result<RuleSettings, PolicyError> {
         let rules = &self.rules;
         for (i, rule) in rules.disabled.iter().enumerate() {
@@ -455,6 +462,10 @@ impl PodLifecyclePolicySpec {
         }
         let stuck_pending_after =
             check_duration("spec.rules.stuckPendingAfter", &rules.stuck_pending_after)?;
+        let stuck_terminating_after = check_duration(
+            "spec.rules.stuckTerminatingAfter",
+            &rules.stuck_terminating_after,
+        )?;
         let count = check_range(
             "spec.rules.restartBudget.count",
             rules.restart_budget.count,
@@ -467,6 +478,7 @@ impl PodLifecyclePolicySpec {
         Ok(RuleSettings {
             disabled: rules.disabled.iter().copied().collect(),
             stuck_pending_after,
+            stuck_terminating_after,
             restart_budget: RestartBudget { count, window },
         })
     }
@@ -674,6 +686,10 @@ fn default_stuck_pending_after() -> String {
     RuleSettings::DEFAULT_STUCK_PENDING_AFTER.to_string()
 }
 
+fn default_stuck_terminating_after() -> String {
+    RuleSettings::DEFAULT_STUCK_TERMINATING_AFTER.to_string()
+}
+
 fn default_event_severity() -> Severity {
     Severity::Warning
 }
@@ -704,6 +720,7 @@ impl Default for RulesSpec {
         RulesSpec {
             disabled: Vec::new(),
             stuck_pending_after: default_stuck_pending_after(),
+            stuck_terminating_after: default_stuck_terminating_after(),
             restart_budget: RestartBudgetSpec::default(),
             event_severity: default_event_severity(),
         }

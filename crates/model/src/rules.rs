@@ -82,17 +82,21 @@ rules! {
     RestartAgainstPolicy = "restart-against-policy", Violation, false, restart_against_policy,
         "A terminated container ran again although its effective restart policy does not restart that exit.";
     TerminalPhaseReady = "terminal-phase-ready", Violation, true, terminal_phase_ready,
-        "A Succeeded or Failed pod has Ready or ContainersReady True.";
+        "A Succeeded pod has Ready or ContainersReady True, or a terminal snapshot set or changed one of them to True.";
     ReadyWithoutContainersReady = "ready-without-containers-ready", Violation, true, ready_without_containers_ready,
-        "Ready is True while ContainersReady or a readiness gate is not True.";
+        "Ready is True while ContainersReady is present and not True, or Ready became True while a readiness gate is not True.";
     ContainersReadyMismatch = "containers-ready-mismatch", Violation, true, containers_ready_mismatch,
         "ContainersReady is True while a container or sidecar is not ready or has no status.";
     SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
         "The phase is Succeeded while a container is not terminated with exit code 0.";
-    ConditionTimeChurn = "condition-time-churn", Violation, false, condition_time_churn,
-        "A kubelet-owned condition changed lastTransitionTime without changing status.";
     RestartCountDecreased = "restart-count-decreased", Violation, false, restart_count_decreased,
         "A container's restartCount went down.";
+    StartTimeChanged = "start-time-changed", Violation, false, start_time_changed,
+        "status.startTime changed once set.";
+    RunningUnbound = "running-unbound", Violation, true, running_unbound,
+        "The phase is Running, or a container runs, while the pod is bound to no node.";
+    ConditionTimeChurn = "condition-time-churn", Warning, false, condition_time_churn,
+        "A kubelet-written condition changed lastTransitionTime without changing status.";
     PhaseMismatch = "phase-mismatch", Warning, true, phase_mismatch,
         "The observed phase differs from the phase the kubelet computes from the container states.";
     UnknownDisruptionReason = "unknown-disruption-reason", Warning, true, unknown_disruption_reason,
@@ -106,7 +110,9 @@ rules! {
     RestartFasterThanBackoff = "restart-faster-than-backoff", Warning, false, restart_faster_than_backoff,
         "A container restarted sooner than the crash-loop back-off allows.";
     StuckPending = "stuck-pending", Warning, true, stuck_pending,
-        "The pod stayed Pending longer than the policy allows.";
+        "The pod stayed Pending longer than the policy allows since it entered Pending.";
+    StuckTerminating = "stuck-terminating", Warning, true, stuck_terminating,
+        "The pod is still present longer than the policy allows after its deletion deadline.";
     RestartBudgetExceeded = "restart-budget-exceeded", Warning, true, restart_budget_exceeded,
         "The pod restarted more often within the window than the policy's budget.";
     OomKilled = "oom-killed", Info, false, oom_killed,
@@ -163,11 +169,14 @@ pub struct RestartBudget {
 pub struct RuleSettings {
     pub disabled: RuleSet,
     pub stuck_pending_after: Seconds,
+    /// How long past its deletion deadline a pod may stay before `stuck-terminating`.
+    pub stuck_terminating_after: Seconds,
     pub restart_budget: RestartBudget,
 }
 
 impl RuleSettings {
     pub const DEFAULT_STUCK_PENDING_AFTER: Seconds = Seconds(600);
+    pub const DEFAULT_STUCK_TERMINATING_AFTER: Seconds = Seconds(300);
     pub const DEFAULT_RESTART_BUDGET: RestartBudget = RestartBudget {
         count: 5,
         window: Seconds(3600),
@@ -179,6 +188,7 @@ impl Default for RuleSettings {
         RuleSettings {
             disabled: RuleSet::default(),
             stuck_pending_after: Self::DEFAULT_STUCK_PENDING_AFTER,
+            stuck_terminating_after: Self::DEFAULT_STUCK_TERMINATING_AFTER,
             restart_budget: Self::DEFAULT_RESTART_BUDGET,
         }
     }
@@ -240,6 +250,9 @@ pub struct Input<'a> {
     pub now: Timestamp,
     /// Restarts of this pod within the budget window, this transition's included.
     pub restarts_in_window: u32,
+    /// When the tracker saw the pod enter its current Pending stretch (None: not known,
+    /// the creation time stands in).
+    pub pending_since: Option<Timestamp>,
 }
 
 /// Evaluate every enabled rule, in rule order.
@@ -251,6 +264,69 @@ pub fn evaluate(input: &Input<'_>) -> Vec<Finding> {
         }
     }
     out
+}
+
+impl RuleId {
+    /// Rules that can start to hold by time passing alone, with no new snapshot: they are
+    /// evaluated again when [`next_due`] says.
+    pub fn is_deadline(self) -> bool {
+        matches!(self, RuleId::StuckPending | RuleId::StuckTerminating)
+    }
+}
+
+/// Evaluate only the enabled deadline rules (what time passing alone can change).
+pub fn evaluate_deadlines(input: &Input<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for &rule in RuleId::ALL {
+        if rule.is_deadline() && !input.settings.disabled.contains(rule) {
+            rule.check(input, &mut out);
+        }
+    }
+    out
+}
+
+/// When `pod` next needs evaluation after `now` if nothing else happens to it: the
+/// earliest time later than `now` at which an enabled deadline rule starts to hold, if
+/// any. `pending_since` is when the pod entered its current Pending stretch, as the
+/// tracker saw it (None: its creation). A live controller sets its timers from this;
+/// the offline auditor evaluates the pod again when its clock passes it.
+pub fn next_due(
+    pod: &PodView,
+    pending_since: Option<Timestamp>,
+    settings: &RuleSettings,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let enabled = |r| !settings.disabled.contains(r);
+    let pending = pending_deadline(pod, pending_since, settings)
+        .filter(|_| enabled(RuleId::StuckPending))
+        .map(|(_, due)| due);
+    let terminating = terminating_deadline(pod, settings)
+        .filter(|_| enabled(RuleId::StuckTerminating))
+        .map(|(_, due)| due);
+    [pending, terminating]
+        .into_iter()
+        .flatten()
+        .filter(|due| *due > now)
+        .min()
+}
+
+/// A Pending pod's (entry into Pending, time stuck-pending holds from).
+fn pending_deadline(
+    pod: &PodView,
+    pending_since: Option<Timestamp>,
+    settings: &RuleSettings,
+) -> Option<(Timestamp, Timestamp)> {
+    if pod.phase() != Phase::Pending {
+        return None;
+    }
+    let since = pending_since.or(pod.creation_timestamp)?;
+    Some((since, since.plus(settings.stuck_pending_after)))
+}
+
+/// A deleted pod's (deletion deadline, time stuck-terminating holds from).
+fn terminating_deadline(pod: &PodView, settings: &RuleSettings) -> Option<(Timestamp, Timestamp)> {
+    let deadline = pod.deletion_timestamp?;
+    Some((deadline, deadline.plus(settings.stuck_terminating_after)))
 }
 
 /// Which kind of container a spec entry is, for messages.
@@ -358,43 +434,57 @@ fn terminal_phase_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     if !phase.is_terminal() {
         return;
     }
-    // B7 rule 3 is about the kubelet's writes. PodGC fails the pods of a vanished node
-    // itself and leaves Ready/ContainersReady as the gone kubelet last wrote them.
-    let by_podgc = i
-        .cur
-        .condition(&ConditionType::DisruptionTarget)
-        .is_some_and(|c| {
-            c.status == ConditionStatus::True && c.reason.as_deref() == Some("DeletionByPodGC")
-        });
-    if by_podgc {
+    // The kubelet writes both False with a terminal phase (B3). PodGC fails a pod by
+    // writing the phase alone (B5: a deleted node's pods, terminating pods on an
+    // out-of-service node), so a Failed pod may keep the True its dead kubelet wrote.
+    // Definite: Succeeded with either True (PodGC never writes Succeeded), or a terminal
+    // snapshot that sets or changes either to True.
+    let mut offending = Vec::new();
+    for kind in [ConditionType::Ready, ConditionType::ContainersReady] {
+        let Some(c) = i.cur.condition(&kind) else {
+            continue;
+        };
+        if c.status != ConditionStatus::True {
+            continue;
+        }
+        let before = i.prev.map(|p| p.condition(&kind));
+        let what = match (phase, before) {
+            (Phase::Succeeded, _) => format!("{} is True", kind.as_str()),
+            (_, Some(None)) => format!("{} was set to True", kind.as_str()),
+            (_, Some(Some(b))) if b.status != ConditionStatus::True => {
+                format!("{} went {} -> True", kind.as_str(), b.status.as_str())
+            }
+            (_, Some(Some(b))) if b != c => format!(
+                "{} was written True again (lastTransitionTime {} -> {})",
+                kind.as_str(),
+                b.last_transition_time
+                    .map_or("unset".to_string(), |t| t.to_string()),
+                c.last_transition_time
+                    .map_or("unset".to_string(), |t| t.to_string())
+            ),
+            // Unchanged, or no earlier snapshot to tell: PodGC may have left it.
+            _ => continue,
+        };
+        offending.push((kind, what));
+    }
+    if offending.is_empty() {
         return;
     }
-    let true_ones: Vec<&str> = [ConditionType::Ready, ConditionType::ContainersReady]
-        .iter()
-        .filter(|c| i.cur.condition_is_true(c))
-        .map(ConditionType::as_str)
-        .collect();
-    if true_ones.is_empty() {
-        return;
-    }
-    let observed = true_ones
-        .iter()
-        .map(|c| format!("{c}=True"))
-        .collect::<Vec<_>>();
+    let whats: Vec<&str> = offending.iter().map(|(_, w)| w.as_str()).collect();
+    let message = match phase {
+        Phase::Succeeded => format!("phase is Succeeded but {}", whats.join(", ")),
+        _ => format!("phase is {phase} and this update {}", whats.join(", ")),
+    };
+    let pairs = |v: &str| {
+        offending
+            .iter()
+            .map(|(k, _)| format!("{}={v}", k.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     out.push(
-        Finding::new(
-            RuleId::TerminalPhaseReady,
-            i.cur,
-            format!("phase is {phase} but {} is True", names(&true_ones)),
-        )
-        .values(
-            true_ones
-                .iter()
-                .map(|c| format!("{c}=False"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            observed.join(", "),
-        ),
+        Finding::new(RuleId::TerminalPhaseReady, i.cur, message)
+            .values(pairs("False"), pairs("True")),
     );
 }
 
@@ -403,30 +493,41 @@ fn ready_without_containers_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     if !pod.condition_is_true(&ConditionType::Ready) {
         return;
     }
-    let status_of =
-        |kind: &ConditionType| pod.condition(kind).map_or("absent", |c| c.status.as_str());
     let mut not_true = Vec::new();
-    if !pod.condition_is_true(&ConditionType::ContainersReady) {
-        not_true.push(format!(
-            "ContainersReady is {}",
-            status_of(&ConditionType::ContainersReady)
-        ));
+    // An absent ContainersReady is no evidence: kubelets before 1.12 never wrote it, and
+    // dumps get trimmed.
+    if let Some(c) = pod
+        .condition(&ConditionType::ContainersReady)
+        .filter(|c| c.status != ConditionStatus::True)
+    {
+        not_true.push(format!("ContainersReady is {}", c.status.as_str()));
     }
-    for gate in pod.spec.readiness_gates.iter() {
-        let kind = ConditionType::Other(gate.clone());
-        if !pod.condition_is_true(&kind) {
-            not_true.push(format!("readiness gate {gate} is {}", status_of(&kind)));
+    // A gate's owner may set its condition False while Ready stays True until the
+    // kubelet next reconciles the pod (B7 rule 4): the gates are evidence only when Ready
+    // turns True.
+    let became_ready = i
+        .prev
+        .is_some_and(|p| !p.condition_is_true(&ConditionType::Ready));
+    if became_ready {
+        for gate in pod.spec.readiness_gates.iter() {
+            let kind = ConditionType::Other(gate.clone());
+            match pod.condition(&kind) {
+                Some(c) if c.status == ConditionStatus::True => {}
+                Some(c) => not_true.push(format!("readiness gate {gate} is {}", c.status.as_str())),
+                None => not_true.push(format!("readiness gate {gate} was never written")),
+            }
         }
     }
     if not_true.is_empty() {
         return;
     }
     let observed = not_true.join(", ");
+    let verb = if became_ready { "became" } else { "is" };
     out.push(
         Finding::new(
             RuleId::ReadyWithoutContainersReady,
             pod,
-            format!("Ready is True while {observed}"),
+            format!("Ready {verb} True while {observed}"),
         )
         .values("Ready=False", format!("Ready=True, {observed}")),
     );
@@ -506,7 +607,7 @@ fn condition_time_churn(i: &Input<'_>, out: &mut Vec<Finding>) {
                     RuleId::ConditionTimeChurn,
                     i.cur,
                     format!(
-                        "condition {} stayed {} but its lastTransitionTime moved: {t0} -> {t1}",
+                        "condition {} stayed {} but its lastTransitionTime moved: {t0} -> {t1} (legal when the node lifecycle controller and the kubelet both wrote it, or the kubelet's status manager coalesced a flip while the API server was unreachable)",
                         cond.kind.as_str(),
                         cond.status.as_str()
                     ),
@@ -557,7 +658,69 @@ fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+fn start_time_changed(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let Some(prev) = i.prev else { return };
+    // A start time that disappears is no evidence (trimmed dumps); one that moves is: the
+    // status manager keeps the first across updates and kubelet restarts (B3).
+    let (Some(was), Some(now)) = (prev.status.start_time, i.cur.status.start_time) else {
+        return;
+    };
+    if was != now {
+        out.push(
+            Finding::new(
+                RuleId::StartTimeChanged,
+                i.cur,
+                format!("status.startTime changed once set: {was} -> {now}"),
+            )
+            .values(was.to_string(), now.to_string()),
+        );
+    }
+}
+
+fn running_unbound(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    // The API server admits no pod without a container: a spec without one was trimmed
+    // from the dump, and says nothing about the binding either.
+    if pod.spec.containers.is_empty()
+        || pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty())
+    {
+        return;
+    }
+    let running: Vec<&str> = pod
+        .status
+        .init_container_statuses
+        .iter()
+        .chain(pod.status.container_statuses.iter())
+        .filter(|s| s.state.is_running())
+        .map(|s| &*s.name)
+        .collect();
+    let phase = pod.phase();
+    if phase != Phase::Running && running.is_empty() {
+        return;
+    }
+    let what = match (phase, running.is_empty()) {
+        (Phase::Running, true) => "phase is Running".to_string(),
+        (Phase::Running, false) => format!("phase is Running and {} running", names(&running)),
+        _ => format!("{} running", names(&running)),
+    };
+    out.push(
+        Finding::new(
+            RuleId::RunningUnbound,
+            pod,
+            format!(
+                "{what} but spec.nodeName is not set: only a kubelet runs containers, and only for pods bound to its node"
+            ),
+        )
+        .values("spec.nodeName set", "no spec.nodeName"),
+    );
+}
+
 fn phase_mismatch(i: &Input<'_>, out: &mut Vec<Finding>) {
+    // Without container statuses (or a spec's containers) the kubelet's inputs are not
+    // visible: trimmed dumps, or the kubelet has not reported yet. Say nothing.
+    if i.cur.spec.containers.is_empty() || i.cur.status.container_statuses.is_empty() {
+        return;
+    }
     let prev_phase = i.prev.map(PodView::phase);
     let observed = i.cur.phase();
     // A phase leaving a terminal phase is terminal-phase-regression; Unknown is phase-unknown.
@@ -721,18 +884,29 @@ fn restart_faster_than_backoff(i: &Input<'_>, out: &mut Vec<Finding>) {
 
 fn stuck_pending(i: &Input<'_>, out: &mut Vec<Finding>) {
     let pod = i.cur;
-    let Some(created) = pod.creation_timestamp else {
+    // From the entry into Pending, not from creation: Running -> Pending happens when the
+    // sandbox is recreated.
+    let Some((since, due)) = pending_deadline(pod, i.pending_since, i.settings) else {
         return;
     };
-    let limit = i.settings.stuck_pending_after;
-    let age = i.now.since(created);
-    if pod.phase() != Phase::Pending || age < limit.0 {
+    if i.now < due {
         return;
     }
+    let limit = i.settings.stuck_pending_after;
+    let age = Seconds(i.now.since(since));
     let why = pod
         .condition(&ConditionType::PodScheduled)
         .filter(|c| c.status != ConditionStatus::True)
-        .and_then(|c| c.reason.as_deref().map(|r| format!("PodScheduled {r}")))
+        .and_then(|c| {
+            let reason = c.reason.as_deref()?;
+            Some(match c.message.as_deref() {
+                // The scheduler says why it cannot place the pod.
+                Some(m) if reason == "Unschedulable" && !m.is_empty() => {
+                    format!("PodScheduled {reason}: {m}")
+                }
+                _ => format!("PodScheduled {reason}"),
+            })
+        })
         .or_else(|| {
             pod.status
                 .init_container_statuses
@@ -750,14 +924,49 @@ fn stuck_pending(i: &Input<'_>, out: &mut Vec<Finding>) {
         Finding::new(
             RuleId::StuckPending,
             pod,
-            format!(
-                "pod has been Pending for {} (limit {limit}){why}",
-                Seconds(age)
-            ),
+            format!("pod has been Pending for {age} since {since} (limit {limit}){why}"),
         )
         .values(
             format!("not Pending after {limit}"),
-            format!("Pending for {}", Seconds(age)),
+            format!("Pending for {age}"),
+        ),
+    );
+}
+
+fn stuck_terminating(i: &Input<'_>, out: &mut Vec<Finding>) {
+    let pod = i.cur;
+    let Some((deadline, due)) = terminating_deadline(pod, i.settings) else {
+        return;
+    };
+    if i.now < due {
+        return;
+    }
+    let limit = i.settings.stuck_terminating_after;
+    let late = Seconds(i.now.since(deadline));
+    let mut release = match pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        // The kubelet confirms the deletion once the containers are gone; a node that does
+        // not answer holds its pods until it returns, the Node object is deleted (PodGC),
+        // or the node is tainted out-of-service (PodGC force-deletes) (B5).
+        Some(node) => format!(
+            "released when node {node} returns, when the Node {node} is deleted, or when it is tainted node.kubernetes.io/out-of-service"
+        ),
+        None => "never scheduled: PodGC removes unscheduled terminating pods".to_string(),
+    };
+    if !pod.finalizers.is_empty() {
+        let f: Vec<&str> = pod.finalizers.iter().map(|f| &**f).collect();
+        release.push_str(&format!("; finalizers still to remove: {}", names(&f)));
+    }
+    out.push(
+        Finding::new(
+            RuleId::StuckTerminating,
+            pod,
+            format!(
+                "pod is still present {late} after its deletion deadline {deadline} (limit {limit}); {release}"
+            ),
+        )
+        .values(
+            format!("gone within {limit} of {deadline}"),
+            format!("present {late} after"),
         ),
     );
 }

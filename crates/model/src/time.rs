@@ -25,6 +25,11 @@ impl Timestamp {
     pub fn since(self, earlier: Timestamp) -> i64 {
         self.0.saturating_sub(earlier.0)
     }
+
+    /// `d` after `self`.
+    pub fn plus(self, d: Seconds) -> Timestamp {
+        Timestamp(self.0.saturating_add(d.0))
+    }
 }
 
 impl fmt::Display for Timestamp {

@@ -1,12 +1,13 @@
 //! Per-uid memory between snapshots: the previous view, which state rules currently hold,
-//! and recent restart times for the restart budget. Deterministic, no I/O.
+//! when the pod entered Pending, recent restart times for the restart budget, and when
+//! each pod's next deadline falls. Deterministic, no I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::rules::{Finding, Input, RuleSet, RuleSettings, evaluate};
+use super::rules::{Finding, Input, RuleSet, RuleSettings, evaluate, evaluate_deadlines, next_due};
 use super::time::Timestamp;
-use super::view::{PodSpecView, PodView, SpecSource, Str};
+use super::view::{Phase, PodSpecView, PodView, SpecSource, Str};
 
 #[derive(Debug)]
 struct Tracked {
@@ -16,13 +17,57 @@ struct Tracked {
     /// Times of the restarts seen, newest last; at most `restart_budget.count + 1` kept
     /// (one more than the budget is all `restart-budget-exceeded` needs).
     restarts: VecDeque<Timestamp>,
+    /// When the pod entered its current Pending stretch; None when it is not Pending.
+    pending_since: Option<Timestamp>,
+    /// When a deadline rule next starts to hold for `view` (its entry in `deadlines`).
+    due: Option<Timestamp>,
 }
 
-/// The audit state of a set of pods. Its size is one entry per live uid: callers
-/// [`Tracker::forget`] a uid when its pod is deleted.
+/// How a snapshot relates to what the tracker last saw of its uid (SEMANTICS B7, input
+/// order): a watch sends one uid's states in resourceVersion order, but a recorder that
+/// relists can send a state again, or an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// The first snapshot of its uid.
+    New,
+    /// A later state of a known uid (or one whose order cannot be told).
+    Next,
+    /// The resourceVersion last seen, again.
+    Duplicate,
+    /// A lower resourceVersion than the last seen: an older state.
+    Stale,
+}
+
+impl Arrival {
+    /// Whether the snapshot is audited as a transition and becomes the stored view.
+    pub fn is_audited(self) -> bool {
+        matches!(self, Arrival::New | Arrival::Next)
+    }
+}
+
+/// Order two resourceVersions of one uid. They are opaque strings to clients; numeric
+/// comparison only when both parse (etcd revisions), and an absent one (a trimmed dump)
+/// orders nothing.
+fn arrival_after(last: &str, cur: &str) -> Arrival {
+    if last.is_empty() || cur.is_empty() {
+        return Arrival::Next;
+    }
+    if last == cur {
+        return Arrival::Duplicate;
+    }
+    match (last.parse::<u64>(), cur.parse::<u64>()) {
+        (Ok(last), Ok(cur)) if cur < last => Arrival::Stale,
+        _ => Arrival::Next,
+    }
+}
+
+/// The audit state of a set of pods. Its size is one entry per live uid (and at most one
+/// deadline each): callers [`Tracker::forget`] a uid when its pod is deleted.
 #[derive(Debug, Default)]
 pub struct Tracker {
     pods: HashMap<Str, Tracked>,
+    /// (due, uid) of every tracked pod with a deadline ahead, earliest first.
+    deadlines: BTreeSet<(Timestamp, Str)>,
 }
 
 impl Tracker {
@@ -30,15 +75,35 @@ impl Tracker {
         Self::default()
     }
 
+    /// How `view` relates to the last snapshot seen of its uid.
+    pub fn arrival(&self, view: &PodView) -> Arrival {
+        match self.pods.get(&view.uid) {
+            None => Arrival::New,
+            Some(t) => arrival_after(&t.view.resource_version, &view.resource_version),
+        }
+    }
+
     /// Audit `view` as the next snapshot of its uid at time `now`, remember it, and return
-    /// what it violates. A new uid under an old name is a new pod: uids are the key.
+    /// what it violates. A new uid under an old name is a new pod: uids are the key. A
+    /// duplicate or stale snapshot ([`Tracker::arrival`]) is neither audited nor kept.
     pub fn observe(
         &mut self,
         view: PodView,
         now: Timestamp,
         settings: &RuleSettings,
     ) -> Vec<Finding> {
-        let (findings, tracked) = match self.pods.remove(&view.uid) {
+        if !self.arrival(&view).is_audited() {
+            return Vec::new();
+        }
+        let before = self.pods.remove(&view.uid);
+        let pending_since = match &before {
+            _ if view.phase() != Phase::Pending => None,
+            Some(t) if t.view.phase() == Phase::Pending => t.pending_since.or(Some(now)),
+            // Back to Pending (a recreated sandbox): the stretch starts now.
+            Some(_) => Some(now),
+            None => view.creation_timestamp.or(Some(now)),
+        };
+        let (findings, active, restarts, old_due) = match before {
             Some(mut t) => {
                 record_restarts(&mut t.restarts, &t.view, &view, now, settings);
                 let input = Input {
@@ -47,16 +112,9 @@ impl Tracker {
                     settings,
                     now,
                     restarts_in_window: restarts_within(&t.restarts, now, settings),
+                    pending_since,
                 };
-                let found = evaluate(&input);
-                (
-                    found,
-                    Tracked {
-                        view,
-                        active: t.active,
-                        restarts: t.restarts,
-                    },
-                )
+                (evaluate(&input), t.active, t.restarts, t.due)
             }
             None => {
                 let input = Input {
@@ -65,19 +123,11 @@ impl Tracker {
                     settings,
                     now,
                     restarts_in_window: 0,
+                    pending_since,
                 };
-                let found = evaluate(&input);
-                (
-                    found,
-                    Tracked {
-                        view,
-                        active: RuleSet::default(),
-                        restarts: VecDeque::new(),
-                    },
-                )
+                (evaluate(&input), RuleSet::default(), VecDeque::new(), None)
             }
         };
-        let was_active = tracked.active;
         let now_active: RuleSet = findings
             .iter()
             .map(|f| f.rule)
@@ -85,26 +135,94 @@ impl Tracker {
             .collect();
         let report = findings
             .into_iter()
-            .filter(|f| !(f.rule.is_state() && was_active.contains(f.rule)))
+            .filter(|f| !(f.rule.is_state() && active.contains(f.rule)))
             .collect();
-        let uid = tracked.view.uid.clone();
+        let due = next_due(&view, pending_since, settings, now);
+        if old_due != due {
+            if let Some(d) = old_due {
+                self.deadlines.remove(&(d, view.uid.clone()));
+            }
+            if let Some(d) = due {
+                self.deadlines.insert((d, view.uid.clone()));
+            }
+        }
         self.pods.insert(
-            uid,
+            view.uid.clone(),
             Tracked {
+                view,
                 active: now_active,
-                ..tracked
+                restarts,
+                pending_since,
+                due,
             },
         );
         report
     }
 
+    /// Time has come to `now` with no new snapshot of the pods concerned: evaluate the
+    /// deadline rules of every pod whose deadline has passed, on its last view. `skip`
+    /// is a uid whose new snapshot is about to be observed at `now`: its last view may
+    /// already be out of date, so it is left to that snapshot.
+    pub fn advance(
+        &mut self,
+        now: Timestamp,
+        settings: &RuleSettings,
+        skip: Option<&str>,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut skipped = None;
+        while self.deadlines.first().is_some_and(|(due, _)| *due <= now) {
+            let Some((due, uid)) = self.deadlines.pop_first() else {
+                break;
+            };
+            if skip == Some(&*uid) {
+                skipped = Some((due, uid));
+                continue;
+            }
+            let Some(t) = self.pods.get_mut(&uid) else {
+                continue;
+            };
+            let input = Input {
+                prev: None,
+                cur: &t.view,
+                settings,
+                now,
+                restarts_in_window: 0,
+                pending_since: t.pending_since,
+            };
+            for f in evaluate_deadlines(&input) {
+                if !t.active.contains(f.rule) {
+                    t.active.insert(f.rule);
+                    out.push(f);
+                }
+            }
+            t.due = next_due(&t.view, t.pending_since, settings, now);
+            if let Some(d) = t.due {
+                self.deadlines.insert((d, uid));
+            }
+        }
+        if let Some(entry) = skipped {
+            self.deadlines.insert(entry);
+        }
+        out
+    }
+
     /// Drop a uid (its pod was deleted); returns its last view.
     pub fn forget(&mut self, uid: &str) -> Option<PodView> {
-        self.pods.remove(uid).map(|t| t.view)
+        let t = self.pods.remove(uid)?;
+        if let Some(d) = t.due {
+            self.deadlines.remove(&(d, t.view.uid.clone()));
+        }
+        Some(t.view)
     }
 
     pub fn get(&self, uid: &str) -> Option<&PodView> {
         self.pods.get(uid).map(|t| &t.view)
+    }
+
+    /// When the tracked pod `uid` next needs evaluation absent new snapshots.
+    pub fn next_due(&self, uid: &str) -> Option<Timestamp> {
+        self.pods.get(uid).and_then(|t| t.due)
     }
 
     pub fn len(&self) -> usize {

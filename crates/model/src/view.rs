@@ -106,8 +106,8 @@ impl ConditionType {
         }
     }
 
-    /// Conditions whose status the kubelet alone writes (B4); the node lifecycle controller
-    /// may also set Ready to False, but it keeps `lastTransitionTime` the same way.
+    /// Conditions the kubelet writes (B4). Not the only writer: the node lifecycle
+    /// controller sets Ready to False with its own `lastTransitionTime` (B5).
     pub fn kubelet_owned(&self) -> bool {
         matches!(
             self,
@@ -165,6 +165,8 @@ pub struct Condition {
     pub last_transition_time: Option<Timestamp>,
     #[serde(default)]
     pub reason: Option<Str>,
+    #[serde(default)]
+    pub message: Option<Str>,
 }
 
 /// Container-level restart policy (B2).
@@ -459,6 +461,8 @@ struct MetadataView {
     creation_timestamp: Option<Timestamp>,
     #[serde(default, deserialize_with = "time::deserialize_opt")]
     deletion_timestamp: Option<Timestamp>,
+    #[serde(default, deserialize_with = "nullable_boxed")]
+    finalizers: Box<[Str]>,
     #[serde(default, deserialize_with = "has_controller")]
     owner_references: bool,
 }
@@ -472,7 +476,10 @@ pub struct PodView {
     pub resource_version: Str,
     pub labels: LabelList,
     pub creation_timestamp: Option<Timestamp>,
+    /// The deletion deadline: when the deletion was asked for plus the grace period.
     pub deletion_timestamp: Option<Timestamp>,
+    /// What must still be removed before a deleted pod goes.
+    pub finalizers: Box<[Str]>,
     /// Some ownerReference has `controller: true`.
     pub controlled: bool,
     /// Shared by the snapshots of one uid: the fields read here cannot change once the
@@ -566,7 +573,10 @@ impl PodView {
         self.status.reason.is_some() || self.condition_is_true(&ConditionType::DisruptionTarget)
     }
 
-    /// The latest time written anywhere in the pod: a clock for offline audits.
+    /// The latest time in the pod that records something that already happened: creation,
+    /// start, condition transitions, container starts and exits. A clock for offline
+    /// audits. Not `deletionTimestamp`: that is a deadline, in the future while the pod
+    /// is terminating (the deletion's time plus the grace period).
     pub fn latest_time(&self) -> Option<Timestamp> {
         let conds = self
             .status
@@ -584,16 +594,12 @@ impl PodView {
                 ContainerState::Terminated(t) => [t.started_at, t.finished_at],
                 _ => [None, None],
             });
-        [
-            self.creation_timestamp,
-            self.deletion_timestamp,
-            self.status.start_time,
-        ]
-        .into_iter()
-        .chain(conds)
-        .chain(containers)
-        .flatten()
-        .max()
+        [self.creation_timestamp, self.status.start_time]
+            .into_iter()
+            .chain(conds)
+            .chain(containers)
+            .flatten()
+            .max()
     }
 }
 
@@ -797,6 +803,7 @@ impl<'s> PodParts<'s> {
             labels: metadata.labels,
             creation_timestamp: metadata.creation_timestamp,
             deletion_timestamp: metadata.deletion_timestamp,
+            finalizers: metadata.finalizers,
             controlled,
             spec: self.spec.unwrap_or_default(),
             status: self.status.unwrap_or_default(),

@@ -152,10 +152,54 @@ fn cases() -> Vec<Case> {
         ),
         // terminal-phase-ready
         case(
-            "Failed with Ready True",
+            "Succeeded with Ready True",
             TerminalPhaseReady,
             true,
-            vec![running_pod("Never").exit("app", 1, 2, 10).phase("Failed")],
+            vec![succeeded.clone().cond("Ready", "True", 11)],
+        ),
+        case(
+            "Succeeded with ContainersReady True, first snapshot",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Never")
+                    .exit("app", 0, 2, 10)
+                    .phase("Succeeded")
+                    .cond("Ready", "False", 10),
+            ],
+        ),
+        case(
+            "Failed update sets Ready and ContainersReady True",
+            TerminalPhaseReady,
+            true,
+            vec![
+                failed_never(),
+                failed_never()
+                    .cond("ContainersReady", "True", 20)
+                    .cond("Ready", "True", 20),
+            ],
+        ),
+        case(
+            "Running -> Failed rewriting Ready True with a new time",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always"),
+                running_pod("Always").phase("Failed").cond_time("Ready", 60),
+            ],
+        ),
+        case(
+            "DeletionByPodGC does not excuse a Ready it rewrote",
+            TerminalPhaseReady,
+            true,
+            vec![
+                running_pod("Always").cond("Ready", "False", 50),
+                running_pod("Always")
+                    .phase("Failed")
+                    .cond("DisruptionTarget", "True", 60)
+                    .cond_reason("DisruptionTarget", "DeletionByPodGC")
+                    .cond_time("Ready", 60),
+            ],
         ),
         case(
             "near miss: Failed with Ready False",
@@ -168,6 +212,7 @@ fn cases() -> Vec<Case> {
             TerminalPhaseReady,
             false,
             vec![
+                running_pod("Always"),
                 running_pod("Always")
                     .phase("Failed")
                     .cond("DisruptionTarget", "True", 60)
@@ -175,15 +220,19 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "Failed with Ready True, DisruptionTarget from the taint manager",
+            "near miss: PodGC failed a terminating pod on an out-of-service node (phase only)",
             TerminalPhaseReady,
-            true,
+            false,
             vec![
-                running_pod("Always")
-                    .phase("Failed")
-                    .cond("DisruptionTarget", "True", 60)
-                    .cond_reason("DisruptionTarget", "DeletionByTaintManager"),
+                running_pod("Always").deleting(40),
+                running_pod("Always").deleting(40).phase("Failed"),
             ],
+        ),
+        case(
+            "near miss: first snapshot Failed with Ready True (no earlier state to compare)",
+            TerminalPhaseReady,
+            false,
+            vec![running_pod("Never").exit("app", 1, 2, 10).phase("Failed")],
         ),
         case(
             "near miss: Running with Ready True",
@@ -199,20 +248,69 @@ fn cases() -> Vec<Case> {
             vec![running_pod("Always").cond("ContainersReady", "False", 5)],
         ),
         case(
-            "Ready True, readiness gate absent",
+            "Ready becomes True, readiness gate never written",
             ReadyWithoutContainersReady,
             true,
-            vec![running_pod("Always").readiness_gate("example.com/lb")],
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb"),
+            ],
+        ),
+        case(
+            "Ready becomes True, readiness gate False",
+            ReadyWithoutContainersReady,
+            true,
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("example.com/lb", "False", 2)
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    2,
+                ),
+            ],
         ),
         case(
             "near miss: readiness gate True",
             ReadyWithoutContainersReady,
             false,
-            vec![running_pod("Always").readiness_gate("example.com/lb").cond(
-                "example.com/lb",
-                "True",
-                3,
-            )],
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "True",
+                    3,
+                ),
+            ],
+        ),
+        case(
+            "near miss: the gate's owner set it False, Ready stays True until the kubelet reconciles",
+            ReadyWithoutContainersReady,
+            false,
+            vec![
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "True",
+                    3,
+                ),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    30,
+                ),
+            ],
+        ),
+        case(
+            "near miss: ContainersReady absent (a kubelet before 1.12)",
+            ReadyWithoutContainersReady,
+            false,
+            vec![running_pod("Always").drop_cond("ContainersReady")],
         ),
         case(
             "near miss: Ready False, ContainersReady True (node not ready)",
@@ -344,6 +442,74 @@ fn cases() -> Vec<Case> {
                 running_pod("Always").uid("uid-web-2"),
             ],
         ),
+        // start-time-changed
+        case(
+            "startTime moves after it was set",
+            StartTimeChanged,
+            true,
+            vec![
+                running_pod("Always").start_time(1),
+                running_pod("Always").start_time(40),
+            ],
+        ),
+        case(
+            "near miss: startTime set for the first time",
+            StartTimeChanged,
+            false,
+            vec![
+                Pod::new("web").containers(&["app"]),
+                running_pod("Always").start_time(1),
+            ],
+        ),
+        case(
+            "near miss: startTime absent from a trimmed snapshot",
+            StartTimeChanged,
+            false,
+            vec![
+                running_pod("Always").start_time(1),
+                running_pod("Always"),
+                running_pod("Always").start_time(1),
+            ],
+        ),
+        // running-unbound
+        case(
+            "phase Running with no nodeName",
+            RunningUnbound,
+            true,
+            vec![running_pod("Always").unbound()],
+        ),
+        case(
+            "a container running with no nodeName, phase Pending",
+            RunningUnbound,
+            true,
+            vec![
+                Pod::new("web")
+                    .containers(&["app"])
+                    .run("app", 2, false)
+                    .unbound(),
+            ],
+        ),
+        case(
+            "near miss: Pending and unscheduled",
+            RunningUnbound,
+            false,
+            vec![Pod::new("web").containers(&["app"]).unbound()],
+        ),
+        case(
+            "near miss: Running with a trimmed spec (no containers listed)",
+            RunningUnbound,
+            false,
+            vec![Pod(json!({
+                "metadata": {"name": "web", "namespace": "default", "uid": "uid-web", "resourceVersion": "7"},
+                "status": {"phase": "Running"}
+            }))],
+        ),
+        case(
+            "near miss: Running and bound",
+            RunningUnbound,
+            false,
+            vec![running_pod("Always")],
+        ),
         // phase-mismatch
         case(
             "Never, all exited, still Running",
@@ -364,6 +530,24 @@ fn cases() -> Vec<Case> {
                     .exit("app", 1, 2, 10)
                     .kubelet_conditions(10),
             ],
+        ),
+        case(
+            "near miss: Running with no container statuses (trimmed)",
+            PhaseMismatch,
+            false,
+            vec![running_pod("Never").drop_status_field("containerStatuses")],
+        ),
+        case(
+            "near miss: Failed with a trimmed spec (no containers)",
+            PhaseMismatch,
+            false,
+            vec![Pod(json!({
+                "metadata": {"name": "web", "namespace": "default", "uid": "uid-web", "resourceVersion": "7"},
+                "spec": {"restartPolicy": "Never", "nodeName": "node-1"},
+                "status": {"phase": "Failed", "containerStatuses": [
+                    {"name": "app", "ready": true, "restartCount": 0, "state": {"running": {"startedAt": t(2)}}}
+                ]}
+            }))],
         ),
         case(
             "near miss: evicted Always pod is Failed",
@@ -506,6 +690,29 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "Pending 11 minutes, seen once, the clock moved by another pod",
+            StuckPending,
+            true,
+            vec![
+                Pod::new("web").containers(&["app"]),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 660),
+            ],
+        ),
+        case("back to Pending for 11 minutes", StuckPending, true, {
+            let back = running_pod("Always")
+                .phase("Pending")
+                .state("app", waiting("ContainerCreating"))
+                .ready("app", false)
+                .kubelet_conditions(100);
+            vec![
+                running_pod("Always"),
+                back.clone(),
+                back.cond("Other", "True", 760),
+            ]
+        }),
+        case(
             "near miss: Pending 9 minutes",
             StuckPending,
             false,
@@ -513,6 +720,68 @@ fn cases() -> Vec<Case> {
                 Pod::new("web")
                     .containers(&["app"])
                     .cond("Other", "True", 540),
+            ],
+        ),
+        case(
+            "near miss: back to Pending 9 minutes ago, created 20 minutes ago",
+            StuckPending,
+            false,
+            {
+                let back = running_pod("Always")
+                    .phase("Pending")
+                    .state("app", waiting("ContainerCreating"))
+                    .ready("app", false)
+                    .kubelet_conditions(660);
+                vec![
+                    running_pod("Always").cond("Other", "True", 600),
+                    back.clone(),
+                    back.cond("Other", "True", 1200),
+                ]
+            },
+        ),
+        // stuck-terminating (default: 5 minutes after the deletion deadline)
+        case(
+            "still Running 6 minutes after the deletion deadline",
+            StuckTerminating,
+            true,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .deleting(130)
+                    .cond("Ready", "False", 500),
+            ],
+        ),
+        case(
+            "deadline passed while no snapshot came, found when another pod moves the clock",
+            StuckTerminating,
+            true,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 440),
+            ],
+        ),
+        case(
+            "near miss: 4 minutes after the deletion deadline",
+            StuckTerminating,
+            false,
+            vec![
+                running_pod("Always").deleting(130),
+                running_pod("Always")
+                    .deleting(130)
+                    .cond("Ready", "False", 370),
+            ],
+        ),
+        case(
+            "near miss: a long grace period, the deadline is ahead",
+            StuckTerminating,
+            false,
+            vec![
+                running_pod("Always").deleting(3600),
+                running_pod("Always")
+                    .uid("uid-other")
+                    .cond("Other", "True", 900),
             ],
         ),
         // restart-budget-exceeded (default budget: 5 per hour)
@@ -626,16 +895,22 @@ fn violation_severity_is_exactly_the_definite_set() {
             "ready-without-containers-ready",
             "containers-ready-mismatch",
             "succeeded-with-failed-container",
-            "condition-time-churn",
-            "restart-count-decreased"
+            "restart-count-decreased",
+            "start-time-changed",
+            "running-unbound",
         ]
     );
+    // Two writers of Ready, and the status manager's coalescing, make it legal (B7).
+    assert_eq!(RuleId::ConditionTimeChurn.severity(), Severity::Warning);
+    assert_eq!(RuleId::StuckTerminating.severity(), Severity::Warning);
     assert_eq!(RuleId::OomKilled.severity(), Severity::Info);
 }
 
 #[test]
 fn state_rules_report_when_they_appear_not_on_every_snapshot() {
-    let bad = running_pod("Never").exit("app", 1, 2, 10).phase("Failed");
+    let bad = running_pod("Never")
+        .exit("app", 0, 2, 10)
+        .phase("Succeeded");
     let mut seq = Seq::new();
     seq.push(bad.clone())
         .push(bad.clone())
@@ -714,4 +989,121 @@ fn disabled_rules_and_policy_settings_apply() {
         ..RuleSettings::default()
     };
     assert!(rules_of(&p.audit_with(&quick)).contains(&RuleId::StuckPending));
+}
+
+/// `next_due`: when a pod next needs evaluation with no new event (the live
+/// controller's timer): the earliest deadline of an enabled rule after `now`.
+#[test]
+fn next_due_is_the_earliest_deadline_ahead() {
+    use podwarden_model::{Timestamp, next_due};
+    let at = |s: i64| Timestamp(T0 + s);
+    let d = RuleSettings::default();
+    let pending = Pod::new("web").containers(&["app"]).view();
+    assert_eq!(
+        next_due(&pending, None, &d, at(0)),
+        Some(at(600)),
+        "from creation"
+    );
+    assert_eq!(
+        next_due(&pending, Some(at(100)), &d, at(100)),
+        Some(at(700)),
+        "from the entry into Pending"
+    );
+    assert_eq!(
+        next_due(&pending, None, &d, at(600)),
+        None,
+        "already passed"
+    );
+
+    // Pending and deleted: stuck-terminating first (deadline 130 + 5m), then stuck-pending.
+    let deleted = Pod::new("web").containers(&["app"]).deleting(130).view();
+    assert_eq!(next_due(&deleted, None, &d, at(0)), Some(at(430)));
+    assert_eq!(next_due(&deleted, None, &d, at(430)), Some(at(600)));
+    assert_eq!(next_due(&deleted, None, &d, at(600)), None);
+    let no_terminating = RuleSettings {
+        disabled: [RuleId::StuckTerminating].into_iter().collect(),
+        stuck_terminating_after: Seconds(60),
+        ..RuleSettings::default()
+    };
+    assert_eq!(
+        next_due(&deleted, None, &no_terminating, at(0)),
+        Some(at(600))
+    );
+    let quick = RuleSettings {
+        stuck_terminating_after: Seconds(60),
+        ..RuleSettings::default()
+    };
+    assert_eq!(next_due(&deleted, None, &quick, at(0)), Some(at(190)));
+
+    // Running and not deleted: time alone changes nothing.
+    assert_eq!(
+        next_due(&running_pod("Always").view(), None, &d, at(0)),
+        None
+    );
+}
+
+/// The stuck-terminating message says what releases the pod.
+#[test]
+fn stuck_terminating_says_what_would_release_the_pod() {
+    let mut seq = Seq::new();
+    seq.push(
+        running_pod("Always")
+            .deleting(130)
+            .finalizers(&["example.com/cleanup"]),
+    )
+    .push(
+        running_pod("Always")
+            .deleting(130)
+            .finalizers(&["example.com/cleanup"])
+            .cond("Ready", "False", 500),
+    );
+    let f = seq
+        .audit()
+        .into_iter()
+        .find(|f| f.rule == RuleId::StuckTerminating)
+        .expect("stuck-terminating");
+    assert_eq!(
+        f.message,
+        "pod is still present 6m10s after its deletion deadline 2026-08-01T10:02:10Z (limit 5m); \
+         released when node node-1 returns, when the Node node-1 is deleted, or when it is tainted \
+         node.kubernetes.io/out-of-service; finalizers still to remove: example.com/cleanup"
+    );
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.resource_version, "2");
+
+    let mut unbound = Seq::new();
+    unbound.push(
+        Pod::new("web")
+            .containers(&["app"])
+            .unbound()
+            .deleting(10)
+            .cond("Other", "True", 400),
+    );
+    let f = unbound
+        .audit()
+        .into_iter()
+        .find(|f| f.rule == RuleId::StuckTerminating)
+        .expect("stuck-terminating");
+    assert!(
+        f.message
+            .ends_with("never scheduled: PodGC removes unscheduled terminating pods")
+    );
+}
+
+/// The README's rule reference has a row for every rule id, with its severity.
+#[test]
+fn readme_lists_every_rule_with_its_severity() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for &rule in RuleId::ALL {
+        let row = rows
+            .iter()
+            .find(|l| l.starts_with(&format!("| `{}` |", rule.as_str())))
+            .unwrap_or_else(|| panic!("README has no row for {rule}"));
+        assert!(
+            row.contains(&format!("| {} |", rule.severity().as_str())),
+            "{rule}: {row}"
+        );
+    }
 }

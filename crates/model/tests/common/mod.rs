@@ -2,7 +2,8 @@
 //! (JSON), then read through the same `PodView` deserializer the auditor uses.
 #![allow(dead_code)]
 
-use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
+use podwarden_model::stream::{Auditor, Scope, Summary};
+use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp};
 use serde_json::{Value, json};
 
 /// The base of test time: `t(n)` is n seconds after it.
@@ -151,6 +152,41 @@ impl Pod {
         self
     }
 
+    pub fn finalizers(mut self, names: &[&str]) -> Self {
+        self.0["metadata"]["finalizers"] = json!(names);
+        self
+    }
+
+    /// `status.startTime`, which the kubelet's status manager sets once.
+    pub fn start_time(mut self, at: i64) -> Self {
+        self.0["status"]["startTime"] = json!(t(at));
+        self
+    }
+
+    /// No `spec.nodeName`: not bound to a node.
+    pub fn unbound(mut self) -> Self {
+        if let Some(spec) = self.0["spec"].as_object_mut() {
+            spec.remove("nodeName");
+        }
+        self
+    }
+
+    /// Drop a status field (as trimmed dumps and older kubelets do).
+    pub fn drop_status_field(mut self, field: &str) -> Self {
+        if let Some(status) = self.0["status"].as_object_mut() {
+            status.remove(field);
+        }
+        self
+    }
+
+    /// Drop a condition entirely.
+    pub fn drop_cond(mut self, kind: &str) -> Self {
+        if let Some(conds) = self.0["status"]["conditions"].as_array_mut() {
+            conds.retain(|c| c["type"] != kind);
+        }
+        self
+    }
+
     fn status_mut(&mut self, name: &str) -> &mut Value {
         for list in ["containerStatuses", "initContainerStatuses"] {
             let found = self.0["status"][list]
@@ -231,6 +267,16 @@ impl Pod {
         self
     }
 
+    pub fn cond_message(mut self, kind: &str, message: &str) -> Self {
+        if let Some(c) = self.0["status"]["conditions"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|c| c["type"] == kind))
+        {
+            c["message"] = json!(message);
+        }
+        self
+    }
+
     pub fn cond_reason(mut self, kind: &str, reason: &str) -> Self {
         if let Some(c) = self.0["status"]["conditions"]
             .as_array_mut()
@@ -302,7 +348,8 @@ fn push(list: &mut Value, item: Value) {
     }
 }
 
-/// A sequence of snapshots of pods, audited in order like a watch stream.
+/// A sequence of snapshots of pods, audited in order like a watch stream by the same
+/// [`Auditor`] `podwarden audit` uses (its clock, its deadlines, its input order).
 #[derive(Default)]
 pub struct Seq {
     pub snapshots: Vec<Pod>,
@@ -320,6 +367,12 @@ impl Seq {
         self
     }
 
+    /// Append a snapshot with the resourceVersion it carries (a relisting recorder).
+    pub fn push_as_is(&mut self, pod: Pod) -> &mut Self {
+        self.snapshots.push(pod);
+        self
+    }
+
     /// The last snapshot, to change into the next one.
     pub fn last(&self) -> Pod {
         self.snapshots.last().cloned().expect("a snapshot")
@@ -330,15 +383,23 @@ impl Seq {
     }
 
     pub fn audit_with(&self, settings: &RuleSettings) -> Vec<Finding> {
-        let mut tracker = Tracker::new();
-        let mut clock = Timestamp(i64::MIN);
+        self.audit_summary(settings, None).0
+    }
+
+    /// Findings and summary, the input ending at `end` (`--now`) if given.
+    pub fn audit_summary(
+        &self,
+        settings: &RuleSettings,
+        end: Option<i64>,
+    ) -> (Vec<Finding>, Summary) {
+        let mut auditor = Auditor::new(settings.clone(), Scope::default())
+            .ending_at(end.map(|e| Timestamp(T0 + e)));
         let mut out = Vec::new();
         for snap in &self.snapshots {
-            let view = snap.view();
-            clock = clock.max(view.latest_time().unwrap_or(clock));
-            out.extend(tracker.observe(view, clock, settings));
+            out.extend(auditor.audit(snap.view(), false));
         }
-        out
+        out.extend(auditor.finish());
+        (out, auditor.summary().clone())
     }
 }
 

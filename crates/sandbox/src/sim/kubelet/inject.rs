@@ -7,11 +7,10 @@
 //! |---|---|---|
 //! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
 //! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
-//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates | Ready and ContainersReady True, every container and sidecar ready |
+//! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates; if Failed, Ready or ContainersReady not already True | Ready and ContainersReady True, every container and sidecar ready |
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
 //! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
-//! | `condition-time-churn` | a kubelet-owned condition | its lastTransitionTime moved, status kept |
 //! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
 //!
 //! Every rule also needs the kubelet's first status written and the node reachable.
@@ -167,6 +166,19 @@ pub fn violating_patch(
             if !plan.readiness_gates.is_empty() {
                 return Err("the rule needs a pod without readiness gates".into());
             }
+            // PodGC fails a pod by writing the phase alone: a Failed pod may legally keep
+            // both True, and writing them True again would change nothing.
+            let is_true = |k| {
+                condition(&status, k)
+                    .and_then(|c| c.get("status"))
+                    .and_then(Value::as_str)
+                    == Some("True")
+            };
+            if phase(&status) == "Failed" && is_true("Ready") && is_true("ContainersReady") {
+                return Err(
+                    "the rule needs Ready or ContainersReady not True on a Failed pod".into(),
+                );
+            }
             let mut apps = apps;
             for s in &mut apps {
                 s["ready"] = json!(true);
@@ -232,34 +244,6 @@ pub fn violating_patch(
                     set_condition(&status, "Ready", false, Some("PodCompleted"), now),
                 ],
             })
-        }
-        "condition-time-churn" => {
-            let pick = [
-                "PodReadyToStartContainers",
-                "Initialized",
-                "ContainersReady",
-                "Ready",
-            ]
-            .into_iter()
-            .find_map(|k| condition(&status, k));
-            let Some(c) = pick else {
-                return Err("the pod has no kubelet-owned condition yet".into());
-            };
-            let t = c
-                .get("lastTransitionTime")
-                .and_then(Value::as_str)
-                .and_then(crate::api::object::parse_time)
-                .map(|t| t.as_second())
-                .ok_or("the condition has no lastTransitionTime")?;
-            let moved = if now.as_second() != t {
-                now.as_second()
-            } else {
-                t - 1
-            };
-            let moved = Timestamp::from_second(moved).map_err(|e| e.to_string())?;
-            let mut c = c.clone();
-            c["lastTransitionTime"] = json!(format_time(moved));
-            json!({"conditions": [c]})
         }
         "restart-count-decreased" => {
             let restarted = |l: &[Value]| {
