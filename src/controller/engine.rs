@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use podwarden_model::policy::{
     PodLifecyclePolicy, PodLifecyclePolicyStatus, PolicyError, RecentFinding,
 };
-use podwarden_model::{Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker};
+use podwarden_model::{
+    Arrival, Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker,
+};
 
 use podwarden_model::stream::Scope;
 
@@ -115,6 +117,8 @@ pub struct Engine {
     /// State findings an earlier run recorded as Events, by pod uid and rule: met again
     /// on the first list, they are the same occurrence, not a new one.
     recorded: HashSet<(Box<str>, RuleId)>,
+    duplicates: u64,
+    stale: u64,
 }
 
 impl Engine {
@@ -223,36 +227,36 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         self.update_selection(&view.uid, &selecting);
+        let uid = view.uid.clone();
+        // Deadlines of other pods that passed before this event; this pod's own are
+        // judged on its new state below.
+        let mut found = self.due(now, Some(&uid));
         if selecting.is_empty() {
-            self.forget(&view.uid);
-            return Vec::new();
+            self.forget(&uid);
+            return self.attribute_all(found);
         }
         self.ensure_groups(&selecting);
-        let uid = view.uid.clone();
-        if change == PodChange::Relisted
-            && self
-                .groups
-                .iter()
-                .find_map(|g| g.tracker.get(&uid))
-                .is_some_and(|seen| seen.resource_version == view.resource_version)
-        {
-            // Unchanged during the gap.
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for group in &mut self.groups {
-            let users: Vec<&PolicyKey> = selecting
-                .iter()
-                .filter(|k| {
-                    self.policies[*k]
-                        .config
-                        .as_ref()
-                        .is_ok_and(|c| c.settings == group.settings)
-                })
-                .collect();
-            if users.is_empty() {
+        for (i, group) in self.groups.iter_mut().enumerate() {
+            let used = selecting.iter().any(|k| {
+                self.policies[k]
+                    .config
+                    .as_ref()
+                    .is_ok_and(|c| c.settings == group.settings)
+            });
+            if !used {
                 group.tracker.forget(&uid);
                 continue;
+            }
+            match group.tracker.arrival(&view) {
+                Arrival::Duplicate => {
+                    self.duplicates += 1;
+                    continue;
+                }
+                Arrival::Stale => {
+                    self.stale += 1;
+                    continue;
+                }
+                Arrival::New | Arrival::Next => {}
             }
             for finding in group.tracker.observe(view.clone(), now, &group.settings) {
                 if change == PodChange::Relisted && !holds_across_gap(finding.rule) {
@@ -261,29 +265,86 @@ impl Engine {
                 if finding.rule.is_state() && self.recorded.remove(&(uid.clone(), finding.rule)) {
                     continue;
                 }
-                let mut record_event = false;
-                for key in &users {
-                    if let Some(policy) = self.policies.get_mut(*key) {
-                        policy.counts.count(&finding);
-                        record_event |= policy
-                            .config
-                            .as_ref()
-                            .is_ok_and(|c| finding.severity >= c.event_severity);
-                        self.dirty.insert((*key).clone());
-                    }
-                }
-                out.push(Output {
-                    finding,
-                    record_event,
-                    policies: users.iter().map(|k| (*k).clone()).collect(),
-                });
+                found.push((i, finding));
             }
         }
         if change == PodChange::Deleted {
             self.forget(&uid);
             self.update_selection(&uid, &[]);
         }
+        self.attribute_all(found)
+    }
+
+    /// Time has come to `now`: the deadline rules (a pod stuck Pending or Terminating)
+    /// of every tracked pod whose deadline has passed, with no new event of it.
+    pub fn advance(&mut self, now: Timestamp) -> Vec<Output> {
+        let found = self.due(now, None);
+        self.attribute_all(found)
+    }
+
+    /// The earliest time a tracked pod's deadline rule starts to hold.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.groups
+            .iter()
+            .filter_map(|g| g.tracker.next_deadline())
+            .min()
+    }
+
+    fn due(&mut self, now: Timestamp, skip: Option<&str>) -> Vec<(usize, Finding)> {
+        let mut found = Vec::new();
+        for (i, group) in self.groups.iter_mut().enumerate() {
+            for f in group.tracker.advance(now, &group.settings, skip) {
+                found.push((i, f));
+            }
+        }
+        found
+    }
+
+    /// Counts each finding for the policies that select its pod with its group's
+    /// settings; one output per distinct finding.
+    fn attribute_all(&mut self, found: Vec<(usize, Finding)>) -> Vec<Output> {
+        let mut out = Vec::with_capacity(found.len());
+        for (group, finding) in found {
+            let settings = &self.groups[group].settings;
+            let users: Vec<PolicyKey> = self
+                .selected_by
+                .get(finding.uid.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|k| {
+                    self.policies
+                        .get(*k)
+                        .is_some_and(|p| p.config.as_ref().is_ok_and(|c| &c.settings == settings))
+                })
+                .cloned()
+                .collect();
+            if users.is_empty() {
+                continue;
+            }
+            let mut record_event = false;
+            for key in &users {
+                if let Some(policy) = self.policies.get_mut(key) {
+                    policy.counts.count(&finding);
+                    record_event |= policy
+                        .config
+                        .as_ref()
+                        .is_ok_and(|c| finding.severity >= c.event_severity);
+                    self.dirty.insert(key.clone());
+                }
+            }
+            out.push(Output {
+                finding,
+                record_event,
+                policies: users,
+            });
+        }
         dedupe_outputs(out)
+    }
+
+    /// Snapshots not audited because their uid's last state was seen again (`duplicates`)
+    /// or a newer one was already seen (`stale`).
+    pub fn skipped(&self) -> (u64, u64) {
+        (self.duplicates, self.stale)
     }
 
     /// A tracker for every rule settings a selecting policy uses.
@@ -555,6 +616,58 @@ mod tests {
         // Unchanged during the gap: nothing to judge.
         let out = engine.on_pod(pod("u1", 9, json!({}), 1, 20), PodChange::Relisted, NOW);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_relisted_unchanged_pod_is_a_duplicate_and_an_older_state_is_stale() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.on_pod(pod("u1", 5, json!({}), 2, 10), PodChange::Applied, NOW);
+        assert!(
+            engine
+                .on_pod(pod("u1", 5, json!({}), 2, 10), PodChange::Relisted, NOW)
+                .is_empty()
+        );
+        // An older state after a newer one (restart count 3 then 2 would be a decrease).
+        engine.on_pod(pod("u1", 7, json!({}), 3, 10), PodChange::Applied, NOW);
+        assert!(
+            engine
+                .on_pod(pod("u1", 6, json!({}), 2, 10), PodChange::Applied, NOW)
+                .is_empty()
+        );
+        assert_eq!(engine.skipped(), (1, 1));
+    }
+
+    #[test]
+    fn a_pod_stuck_pending_is_found_when_its_deadline_passes_without_an_event() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy(
+            "all",
+            json!({"rules": {"stuckPendingAfter": "1m"}}),
+        ));
+        let pending = PodView::from_value(&json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1", "resourceVersion": "1",
+                "creationTimestamp": "2026-08-01T10:00:00Z"},
+            "spec": {"restartPolicy": "Always", "containers": [{"name": "app", "image": "i"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/3 nodes are available",
+                "lastTransitionTime": "2026-08-01T10:00:00Z"}]}
+        }))
+        .expect("pending pod");
+        let t0 = Timestamp(1_785_578_400);
+        assert!(engine.on_pod(pending, PodChange::Applied, t0).is_empty());
+        assert_eq!(engine.next_due(), Some(Timestamp(t0.0 + 60)));
+        assert!(engine.advance(Timestamp(t0.0 + 59)).is_empty());
+        let out = engine.advance(Timestamp(t0.0 + 61));
+        assert_eq!(rules(&out), vec![RuleId::StuckPending]);
+        assert!(
+            out[0].finding.message.contains("0/3 nodes are available"),
+            "{}",
+            out[0].finding.message
+        );
+        assert_eq!(out[0].policies, vec![key("all")]);
+        // Reported once while it holds.
+        assert!(engine.advance(Timestamp(t0.0 + 600)).is_empty());
     }
 
     #[test]

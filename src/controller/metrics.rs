@@ -32,6 +32,8 @@ pub struct Metrics {
     /// Pods forgotten because a relist no longer had them (deleted during a gap).
     pub relist_gone: Counter,
     pub cached_pods: Gauge,
+    pub duplicate_snapshots: Counter,
+    pub stale_snapshots: Counter,
     pub status_writes: Counter,
     pub status_write_errors: Counter,
     pub audit_latency: Histogram,
@@ -56,6 +58,8 @@ impl Metrics {
             relists: Counter::default(),
             relist_gone: Counter::default(),
             cached_pods: Gauge::default(),
+            duplicate_snapshots: Counter::default(),
+            stale_snapshots: Counter::default(),
             status_writes: Counter::default(),
             status_write_errors: Counter::default(),
             // 100 µs to ~13 s.
@@ -106,6 +110,16 @@ impl Metrics {
             "cached_pods",
             "Pods the controller tracks",
             m.cached_pods.clone(),
+        );
+        registry.register(
+            "duplicate_snapshots",
+            "Pod states seen again (relists) and not audited again",
+            m.duplicate_snapshots.clone(),
+        );
+        registry.register(
+            "stale_snapshots",
+            "Pod states older than one already seen, not audited",
+            m.stale_snapshots.clone(),
         );
         registry.register(
             "status_writes",

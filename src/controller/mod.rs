@@ -40,6 +40,9 @@ use metrics::{FindingLabels, Metrics};
 use pods::{PodEvent, Received};
 use status::StatusBoard;
 
+/// How often the deadline rules (stuck Pending, stuck Terminating) are checked between
+/// events; each check pops only the deadlines that passed.
+pub const DEADLINE_INTERVAL: Duration = Duration::from_secs(1);
 /// How often changed policy statuses are handed to the writer.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 /// Policy events waiting for the audit loop.
@@ -336,6 +339,8 @@ impl AuditLoop {
         let mut listing: Option<Vec<PolicyKey>> = None;
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deadlines = tokio::time::interval(DEADLINE_INTERVAL);
+        deadlines.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -384,6 +389,11 @@ impl AuditLoop {
                     }
                 }
                 _ = tick.tick() => self.publish_status(),
+                _ = deadlines.tick(), if pods_synced => {
+                    let now = self.now(None);
+                    let outputs = self.engine.advance(now);
+                    self.record(outputs);
+                }
             }
         }
     }
@@ -427,12 +437,7 @@ impl AuditLoop {
         };
         let now = self.now(view.latest_time());
         let outputs = self.engine.on_pod(view, change, now);
-        for output in outputs {
-            self.found(&output.finding);
-            if output.record_event {
-                self.queue.submit(output.finding, &self.metrics);
-            }
-        }
+        self.record(outputs);
         self.metrics
             .audit_latency
             .observe(received.at.elapsed().as_secs_f64());
@@ -440,6 +445,21 @@ impl AuditLoop {
             .cached_pods
             .set(self.engine.tracked_pods() as i64);
         false
+    }
+
+    fn record(&self, outputs: Vec<engine::Output>) {
+        for output in outputs {
+            self.found(&output.finding);
+            if output.record_event {
+                self.queue.submit(output.finding, &self.metrics);
+            }
+        }
+        let (duplicates, stale) = self.engine.skipped();
+        let inc_to = |c: &prometheus_client::metrics::counter::Counter, total: u64| {
+            c.inc_by(total.saturating_sub(c.get()));
+        };
+        inc_to(&self.metrics.duplicate_snapshots, duplicates);
+        inc_to(&self.metrics.stale_snapshots, stale);
     }
 
     fn found(&self, finding: &Finding) {

@@ -221,6 +221,11 @@ impl Tracker {
     }
 
     /// When the tracked pod `uid` next needs evaluation absent new snapshots.
+    /// The earliest deadline of any tracked pod: when [`Tracker::advance`] next has work.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.first().map(|(due, _)| *due)
+    }
+
     pub fn next_due(&self, uid: &str) -> Option<Timestamp> {
         self.pods.get(uid).and_then(|t| t.due)
     }
