@@ -6,3 +6,4 @@
 
 pub mod audit;
 pub mod controller;
+pub mod demo;

@@ -19,6 +19,7 @@ struct Cli {
 enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
     Run(podwarden::controller::cli::RunArgs),
+    Demo(podwarden::demo::DemoArgs),
     /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
     Crd,
     /// Run the sandbox Kubernetes API server.
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
         Command::Run(args) => podwarden::controller::cli::run(&args),
+        Command::Demo(args) => podwarden::demo::run(&args),
         Command::Crd => print_crd(),
         Command::Sandbox(args) => podwarden_sandbox::cli::run(&args),
     }

@@ -82,8 +82,17 @@ pub async fn connect(
 }
 
 pub fn init_logs(format: &str) {
+    init_logs_at(format, "info");
+}
+
+/// Warnings only unless `RUST_LOG` says otherwise (the demo prints its own progress).
+pub fn init_logs_quiet() {
+    init_logs_at("text", "warn");
+}
+
+fn init_logs_at(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A second initialisation (tests, demo) keeps the first.
     let _ = if format == "json" {
