@@ -274,8 +274,9 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     Ok(passed)
 }
 
-/// The pod state each injection needs (see the simulator's injection table).
-fn victim(rule: &str) -> (&'static str, &'static str) {
+/// The restart policy and container script of a pod in the state each injection needs
+/// (see the simulator's injection table).
+pub fn victim(rule: &str) -> (&'static str, &'static str) {
     match rule {
         "terminal-phase-regression" | "terminal-phase-ready" => ("Never", "run=2s exit=0"),
         "restart-against-policy" => ("Never", "run=2s exit=1"),
@@ -285,7 +286,8 @@ fn victim(rule: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn pod(name: &str, restart_policy: &str, script: &str, node: &str) -> Value {
+/// A pod of the demo namespace with one container running `script`, pinned to `node`.
+pub fn pod(name: &str, restart_policy: &str, script: &str, node: &str) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -314,7 +316,8 @@ async fn create(pods: &Api<Pod>, pod: Value) -> Result<(), DemoError> {
     Ok(())
 }
 
-async fn install(client: &Client) -> Result<(), DemoError> {
+/// Installs the CRD, the demo namespace and a policy selecting every pod in it.
+pub async fn install(client: &Client) -> Result<(), DemoError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
         .await

@@ -247,3 +247,125 @@ async fn a_pod_in_another_namespace_is_not_selected() {
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+/// (pod uid, reason) of every podwarden Event in the demo namespace, with repeats;
+/// `None` when the (faulty) API refused the list.
+async fn demo_events(client: &Client) -> Option<Vec<(String, String)>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), podwarden::demo::NAMESPACE);
+    let list = api.list(&ListParams::default()).await.ok()?;
+    let events = list
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reporting_controller.as_deref() == Some(controller::events::REPORTING_CONTROLLER)
+        })
+        .filter_map(|e| Some((e.regarding?.uid?, e.reason?)))
+        .collect();
+    Some(events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly_once() {
+    use podwarden::demo::{NAMESPACE, install, pod, victim};
+    use podwarden_sandbox::api::FaultConfig;
+    use podwarden_sandbox::sim::VIOLATION_RULES;
+
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await.expect("install");
+    let ctrl = start(&client).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    for rule in VIOLATION_RULES {
+        let (policy, script) = victim(rule);
+        let node = if rule.len() % 2 == 0 {
+            "node-0"
+        } else {
+            "node-1"
+        };
+        let p = pod(&format!("inject-{rule}"), policy, script, node);
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(p).expect("pod"),
+        )
+        .await
+        .expect("create pod");
+    }
+    let faults = sim.sandbox().faults();
+    faults.set_config(FaultConfig {
+        throttle_fraction: 0.05,
+        error_fraction: 0.03,
+        unavailable_fraction: 0.02,
+        latency_millis: 2,
+        close_watches_after_events: Some(3),
+        ..FaultConfig::default()
+    });
+    // Open watches keep the settings they started with: start over, and the next
+    // watches answer 410 Gone, so the controller relists.
+    faults.gone_next_watches(2);
+    sim.sandbox().close_all_watches();
+    for _ in 0..20 {
+        advance(&sim, 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    until("a relist", async || {
+        (ctrl.metrics.relists.get() >= 1).then_some(())
+    })
+    .await;
+    // The faulty writes come after the relist: a transition is judged only against a
+    // state the controller saw (across a gap it cannot be).
+    let mut truth = Vec::new();
+    for rule in VIOLATION_RULES {
+        truth.push(
+            sim.inject(NAMESPACE, &format!("inject-{rule}"), rule)
+                .expect("inject"),
+        );
+        advance(&sim, 1);
+    }
+    let wanted: Vec<(String, String)> = truth
+        .iter()
+        .map(|t| {
+            let rule = podwarden_model::RuleId::ALL
+                .iter()
+                .find(|r| r.as_str() == t.rule)
+                .expect("a rule id");
+            (t.uid.clone(), controller::events::reason(*rule))
+        })
+        .collect();
+    let events = until("an Event for every injection", async || {
+        let events = demo_events(&client).await?;
+        wanted.iter().all(|w| events.contains(w)).then_some(events)
+    })
+    .await;
+    faults.clear();
+    // Once each; and every violation recorded was injected.
+    for w in &wanted {
+        assert_eq!(
+            events.iter().filter(|e| *e == w).count(),
+            1,
+            "{w:?}: {events:?}"
+        );
+    }
+    let violation_reasons: Vec<String> = podwarden_model::RuleId::ALL
+        .iter()
+        .filter(|r| r.severity() == podwarden_model::Severity::Violation)
+        .map(|r| controller::events::reason(*r))
+        .collect();
+    for e in &events {
+        if violation_reasons.contains(&e.1) {
+            assert!(wanted.contains(e), "a violation nothing injected: {e:?}");
+        }
+    }
+    let counts = faults.counts();
+    assert!(counts.gone_sent >= 1, "{counts:?}");
+    assert!(counts.watches_closed_after_events >= 1, "{counts:?}");
+    assert!(
+        counts.throttled + counts.internal_errors + counts.unavailable > 0,
+        "{counts:?}"
+    );
+    assert!(
+        ctrl.metrics.relists.get() >= 1,
+        "a 410 makes the controller relist"
+    );
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}

@@ -259,7 +259,7 @@ impl Engine {
                 Arrival::New | Arrival::Next => {}
             }
             for finding in group.tracker.observe(view.clone(), now, &group.settings) {
-                if change == PodChange::Relisted && !holds_across_gap(finding.rule) {
+                if change == PodChange::Relisted && !finding.rule.holds_across_gap() {
                     continue;
                 }
                 if finding.rule.is_state() && self.recorded.remove(&(uid.clone(), finding.rule)) {
@@ -405,18 +405,6 @@ impl Engine {
         }
         gone.len()
     }
-}
-
-/// Whether a finding stays sound when the previous snapshot is not the state right
-/// before this one (a relist after a gap). State rules judge one snapshot; of the
-/// transition rules, only those whose forbidden change cannot be undone by intermediate
-/// states qualify: a terminal phase never goes back, restart counts never decrease.
-pub fn holds_across_gap(rule: RuleId) -> bool {
-    rule.is_state()
-        || matches!(
-            rule,
-            RuleId::TerminalPhaseRegression | RuleId::RestartCountDecreased
-        )
 }
 
 /// Two settings groups can find the same thing on one snapshot: one output per finding,

@@ -119,6 +119,27 @@ rules! {
         "A container was killed for exceeding its memory limit.";
 }
 
+impl RuleId {
+    /// Whether a finding stays sound when the previous snapshot is not the state right
+    /// before this one (a watch that relisted after a gap, missing states between).
+    /// Rules about one snapshot judge only it. Of the transition rules, those whose
+    /// forbidden change no sequence of legal intermediate states can make: a terminal
+    /// phase is never left; a container that ended with an exit its (immutable) policy
+    /// does not restart never runs again; restart counts never fall; startTime is set
+    /// once. Not: condition times and back-off timing (intermediate states explain
+    /// them), OOM kills (one may already have been reported).
+    pub fn holds_across_gap(self) -> bool {
+        self.is_state()
+            || matches!(
+                self,
+                RuleId::TerminalPhaseRegression
+                    | RuleId::RestartAgainstPolicy
+                    | RuleId::RestartCountDecreased
+                    | RuleId::StartTimeChanged
+            )
+    }
+}
+
 impl fmt::Display for RuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
