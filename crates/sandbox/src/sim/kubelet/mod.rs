@@ -18,6 +18,7 @@
 
 mod inject;
 mod pod;
+mod report;
 pub mod script;
 pub mod spec;
 pub mod status;
@@ -288,7 +289,7 @@ impl Kubelet {
             start: jiff::Timestamp::from_second(start.as_second()).unwrap_or(start),
             host_ip,
             pod_ip,
-            api_conds: pod::api_conditions(&pod),
+            api_conds: report::api_conditions(&pod),
             initialized: false,
             init_failed: false,
             end: None,
@@ -437,7 +438,7 @@ impl Kubelet {
                 continue;
             };
             if let Ok(api) = obj.decode::<Pod>() {
-                st.api_conds = pod::api_conditions(&api);
+                st.api_conds = report::api_conditions(&api);
             }
             st.changed = true;
             self.update(sh, id, &obj);
