@@ -2,7 +2,7 @@
 //! configuration into the live object, and the removal of the fields the manager
 //! applied before and applies no longer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -37,48 +37,12 @@ pub fn apply(
     let sub = subresource.name();
     let mut entries = read_entries(current);
     let applied = leaves(rt, body);
-    let live = leaves(rt, current);
-    let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
-    for (path, value) in &applied {
-        if live.get(path) == Some(value) {
-            continue;
-        }
-        for e in &entries {
-            if e.same_identity(manager, "Apply", sub) {
-                continue;
-            }
-            if e.fields.contains(path) {
-                conflicts.push((e.manager.clone(), path.clone()));
-            }
-        }
-    }
+    let conflicts = conflicts(rt, current, &applied, &entries, manager, sub);
     if !conflicts.is_empty() {
         if !force {
-            let causes: Vec<Cause> = conflicts
-                .iter()
-                .map(|(m, p)| Cause {
-                    reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with \"{m}\""),
-                    field: render_path(p),
-                })
-                .collect();
-            let listing: Vec<String> = causes
-                .iter()
-                .map(|c| format!("- {}: {}", c.message, c.field))
-                .collect();
-            return Err(ApiError::Conflict {
-                resource: rt.plural.clone(),
-                group: rt.group.clone(),
-                name: object::meta_str(current, "name")
-                    .unwrap_or_default()
-                    .to_string(),
-                message: format!(
-                    "Apply failed with {} conflict(s):\n{}",
-                    causes.len(),
-                    listing.join("\n")
-                ),
-            });
+            return Err(conflict_error(rt, current, &conflicts));
         }
+        // Forced: the other managers lose the fields in conflict.
         for e in entries.iter_mut() {
             if !e.same_identity(manager, "Apply", sub) {
                 for (_, p) in &conflicts {
@@ -87,6 +51,93 @@ pub fn apply(
             }
         }
     }
+    let mut merged = current.clone();
+    let mut body_clean = body.clone();
+    strip_system(&mut body_clean);
+    merge(rt, &mut merged, &body_clean, &mut vec![]);
+    remove_dropped(&mut merged, &entries, &applied, manager, sub);
+    let fields: BTreeSet<FieldPath> = applied.into_keys().collect();
+    give_applied_fields(
+        &mut entries,
+        fields,
+        manager,
+        sub,
+        || api_version_of(rt, current),
+        now,
+    );
+    write_entries(&mut merged, &entries);
+    Ok(merged)
+}
+
+/// The applied fields whose value changes and that another manager (or this one
+/// through another operation or subresource) owns: (that manager, the field).
+fn conflicts(
+    rt: &ResourceType,
+    current: &Value,
+    applied: &BTreeMap<FieldPath, &Value>,
+    entries: &[Entry],
+    manager: &str,
+    sub: Option<&str>,
+) -> Vec<(String, FieldPath)> {
+    let live = leaves(rt, current);
+    let mut conflicts = Vec::new();
+    for (path, value) in applied {
+        if live.get(path) == Some(value) {
+            continue;
+        }
+        for e in entries {
+            if e.same_identity(manager, "Apply", sub) {
+                continue;
+            }
+            if e.fields.contains(path) {
+                conflicts.push((e.manager.clone(), path.clone()));
+            }
+        }
+    }
+    conflicts
+}
+
+/// The 409 of an apply that conflicts, listing each conflict as the real server does.
+fn conflict_error(
+    rt: &ResourceType,
+    current: &Value,
+    conflicts: &[(String, FieldPath)],
+) -> ApiError {
+    let causes: Vec<Cause> = conflicts
+        .iter()
+        .map(|(m, p)| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with \"{m}\""),
+            field: render_path(p),
+        })
+        .collect();
+    let listing: Vec<String> = causes
+        .iter()
+        .map(|c| format!("- {}: {}", c.message, c.field))
+        .collect();
+    ApiError::Conflict {
+        resource: rt.plural.clone(),
+        group: rt.group.clone(),
+        name: object::meta_str(current, "name")
+            .unwrap_or_default()
+            .to_string(),
+        message: format!(
+            "Apply failed with {} conflict(s):\n{}",
+            causes.len(),
+            listing.join("\n")
+        ),
+    }
+}
+
+/// Removes from `merged` the fields this manager applied before and applies no
+/// longer, unless another entry owns them.
+fn remove_dropped(
+    merged: &mut Value,
+    entries: &[Entry],
+    applied: &BTreeMap<FieldPath, &Value>,
+    manager: &str,
+    sub: Option<&str>,
+) {
     let previous: BTreeSet<FieldPath> = entries
         .iter()
         .find(|e| e.same_identity(manager, "Apply", sub))
@@ -97,17 +148,24 @@ pub fn apply(
         .filter(|e| !e.same_identity(manager, "Apply", sub))
         .flat_map(|e| e.fields.iter())
         .collect();
-    let mut merged = current.clone();
-    let mut body_clean = body.clone();
-    strip_system(&mut body_clean);
-    merge(rt, &mut merged, &body_clean, &mut vec![]);
     for path in previous
         .iter()
         .filter(|p| !applied.contains_key(*p) && !others.contains(p))
     {
-        remove_path(&mut merged, path);
+        remove_path(merged, path);
     }
-    let fields: BTreeSet<FieldPath> = applied.into_keys().collect();
+}
+
+/// The applier's Apply entry owns exactly the applied `fields` from now on (a new
+/// entry when it has none).
+fn give_applied_fields(
+    entries: &mut Vec<Entry>,
+    fields: BTreeSet<FieldPath>,
+    manager: &str,
+    sub: Option<&str>,
+    api_version: impl FnOnce() -> String,
+    now: jiff::Timestamp,
+) {
     let time = object::format_time(now);
     match entries
         .iter_mut()
@@ -120,14 +178,12 @@ pub fn apply(
         None => entries.push(Entry {
             manager: manager.to_string(),
             operation: "Apply".into(),
-            api_version: api_version_of(rt, current),
+            api_version: api_version(),
             subresource: sub.map(str::to_string),
             time,
             fields,
         }),
     }
-    write_entries(&mut merged, &entries);
-    Ok(merged)
 }
 
 fn strip_system(object: &mut Value) {
