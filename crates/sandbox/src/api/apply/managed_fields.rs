@@ -244,26 +244,7 @@ fn record_changes(
         return Ok(());
     }
     let sub = subresource.name();
-    // Stored entries are only split when they may matter: their fieldsV1 comes before
-    // `manager` in the bytes, so splitting one scans all of its fields.
-    let mut manager_member = b"\"manager\":".to_vec();
-    manager_member.extend(serde_json::to_vec(manager)?);
-    let mut mine = None;
-    for (i, e) in entries.iter_mut().enumerate() {
-        if let Lazy::Raw(raw) = e
-            && memchr::memmem::find(raw, &manager_member).is_none()
-        {
-            continue;
-        }
-        let Some(m) = e.as_map_mut()? else { continue };
-        let is =
-            |key: &str, want: Option<&str>| m.get(key).and_then(|v| v.as_str()).as_deref() == want;
-        if is("manager", Some(manager)) && is("operation", Some("Update")) && is("subresource", sub)
-        {
-            mine = Some(i);
-            break;
-        }
-    }
+    let mine = own_update_entry(entries, manager, sub)?;
     // Edit the fieldsV1 trees in place: a status write touches a few paths, and the
     // other entries (the create's, which owns everything) stay as they are. The
     // writer's own entry keeps the changed fields it holds and loses the removed ones.
@@ -312,6 +293,38 @@ fn record_changes(
         }
         None => {}
     }
+    drop_entries_without_fields(entries)
+}
+
+/// The position of `manager`'s Update entry for subresource `sub`, if it has one.
+fn own_update_entry(
+    entries: &mut [Lazy<'_>],
+    manager: &str,
+    sub: Option<&str>,
+) -> Result<Option<usize>, serde_json::Error> {
+    // Stored entries are only split when they may matter: their fieldsV1 comes before
+    // `manager` in the bytes, so splitting one scans all of its fields.
+    let mut manager_member = b"\"manager\":".to_vec();
+    manager_member.extend(serde_json::to_vec(manager)?);
+    for (i, e) in entries.iter_mut().enumerate() {
+        if let Lazy::Raw(raw) = e
+            && memchr::memmem::find(raw, &manager_member).is_none()
+        {
+            continue;
+        }
+        let Some(m) = e.as_map_mut()? else { continue };
+        let is =
+            |key: &str, want: Option<&str>| m.get(key).and_then(|v| v.as_str()).as_deref() == want;
+        if is("manager", Some(manager)) && is("operation", Some("Update")) && is("subresource", sub)
+        {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
+}
+
+/// Entries left without fields go.
+fn drop_entries_without_fields(entries: &mut Vec<Lazy<'_>>) -> Result<(), serde_json::Error> {
     let mut keep = Vec::with_capacity(entries.len());
     for mut e in entries.drain(..) {
         let owns = match raw_fields_nonempty(&e) {
