@@ -57,7 +57,8 @@ pub fn run(args: &AuditArgs) -> ExitCode {
         Some(path) => match super::policy::load(path) {
             Ok(x) => x,
             Err(e) => {
-                eprintln!("podwarden: --policy {}: {e}", path.display());
+                // The error names the file.
+                eprintln!("podwarden: --policy {e}");
                 return ExitCode::from(EXIT_UNUSABLE);
             }
         },

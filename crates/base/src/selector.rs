@@ -70,7 +70,28 @@ pub enum SelectorError {
     #[error("matchExpressions[{index}]: operator {operator} takes no values")]
     UnexpectedValues { index: usize, operator: String },
     #[error("label selector {selector:?}: {reason}")]
-    Syntax { selector: String, reason: String },
+    Syntax {
+        selector: String,
+        reason: SyntaxError,
+    },
+}
+
+/// What is wrong in the string form of a selector (see [`SelectorError::Syntax`]).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SyntaxError {
+    #[error("unbalanced '{0}'")]
+    Unbalanced(char),
+    #[error("invalid label key {0:?}")]
+    InvalidKey(String),
+    #[error("invalid label value {0:?}")]
+    InvalidValue(String),
+    /// After a key, neither an operator nor `in`/`notin`.
+    #[error("unexpected {rest:?} after key {key:?}")]
+    Unexpected { key: String, rest: String },
+    #[error("values of {0:?} must be in parentheses")]
+    UnparenthesizedValues(String),
+    #[error("set of {0:?} has no values")]
+    EmptySet(String),
 }
 
 impl Selector {
@@ -121,7 +142,7 @@ impl Selector {
 
     /// Parse the string form: `a=b,c!=d,e in (f,g),h notin (i),j,!k`.
     pub fn parse(input: &str) -> Result<Self, SelectorError> {
-        let err = |reason: String| SelectorError::Syntax {
+        let err = |reason: SyntaxError| SelectorError::Syntax {
             selector: input.to_string(),
             reason,
         };
@@ -138,13 +159,13 @@ impl Selector {
 }
 
 /// Split on commas that are not inside a `( ... )` value set.
-fn split_terms(input: &str) -> Result<Vec<&str>, String> {
+fn split_terms(input: &str) -> Result<Vec<&str>, SyntaxError> {
     let mut terms = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, c) in input.char_indices() {
         match c {
             '(' => depth += 1,
-            ')' => depth = depth.checked_sub(1).ok_or("unbalanced ')'")?,
+            ')' => depth = depth.checked_sub(1).ok_or(SyntaxError::Unbalanced(')'))?,
             ',' if depth == 0 => {
                 terms.push(&input[start..i]);
                 start = i + 1;
@@ -153,13 +174,13 @@ fn split_terms(input: &str) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err("unbalanced '('".into());
+        return Err(SyntaxError::Unbalanced('('));
     }
     terms.push(&input[start..]);
     Ok(terms)
 }
 
-fn parse_term(term: &str) -> Result<Requirement, String> {
+fn parse_term(term: &str) -> Result<Requirement, SyntaxError> {
     if let Some(key) = term.strip_prefix('!') {
         return Ok(Requirement {
             key: valid_key(key.trim())?,
@@ -191,19 +212,22 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
     } else if let Some(set) = rest.strip_prefix("in") {
         (false, set)
     } else {
-        return Err(format!("unexpected {rest:?} after key {key:?}"));
+        return Err(SyntaxError::Unexpected {
+            key,
+            rest: rest.to_string(),
+        });
     };
     let set = set
         .trim()
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("values of {key:?} must be in parentheses"))?;
+        .ok_or_else(|| SyntaxError::UnparenthesizedValues(key.clone()))?;
     let values = set
         .split(',')
         .map(|v| valid_value(v.trim()))
         .collect::<Result<Vec<_>, _>>()?;
     if values.iter().all(String::is_empty) {
-        return Err(format!("set of {key:?} has no values"));
+        return Err(SyntaxError::EmptySet(key));
     }
     let op = if negated {
         Op::NotIn(values)
@@ -213,7 +237,7 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
     Ok(Requirement { key, op })
 }
 
-fn valid_key(key: &str) -> Result<String, String> {
+fn valid_key(key: &str) -> Result<String, SyntaxError> {
     let ok = !key.is_empty()
         && key.len() <= 317
         && key
@@ -222,11 +246,11 @@ fn valid_key(key: &str) -> Result<String, String> {
     if ok {
         Ok(key.to_string())
     } else {
-        Err(format!("invalid label key {key:?}"))
+        Err(SyntaxError::InvalidKey(key.to_string()))
     }
 }
 
-fn valid_value(value: &str) -> Result<String, String> {
+fn valid_value(value: &str) -> Result<String, SyntaxError> {
     let ok = value.len() <= 63
         && value
             .chars()
@@ -234,7 +258,7 @@ fn valid_value(value: &str) -> Result<String, String> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(format!("invalid label value {value:?}"))
+        Err(SyntaxError::InvalidValue(value.to_string()))
     }
 }
 

@@ -74,6 +74,22 @@ pub fn admit_create(
     object: &mut Value,
     opts: &WriteOptions,
 ) -> Result<(), ApiError> {
+    set_type_meta(rt, object);
+    let name = name_to_create(rt, object)?;
+    let mut causes = Vec::new();
+    check_name(rt, &name, &mut causes);
+    set_system_metadata(object, &name, now);
+    admit_kind_on_create(rt, object, &name, opts, &mut causes)?;
+    if causes.is_empty() {
+        check_typed(rt, object)
+    } else {
+        Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes))
+    }
+}
+
+/// The endpoint's `apiVersion` and `kind` on a created object (an events.k8s.io
+/// Event is stored as a core Event).
+fn set_type_meta(rt: &ResourceType, object: &mut Value) {
     if let Some(map) = object.as_object_mut() {
         map.insert("apiVersion".into(), json!(storage_api_version(rt, map)));
         map.insert(
@@ -85,6 +101,11 @@ pub fn admit_create(
             }),
         );
     }
+}
+
+/// The name of a created object: its own, else `generateName` and a random suffix.
+/// A resourceVersion is a 400, neither name nor generateName a 422.
+fn name_to_create(rt: &ResourceType, object: &mut Value) -> Result<String, ApiError> {
     let meta = meta_mut(object);
     if meta
         .get("resourceVersion")
@@ -100,42 +121,48 @@ pub fn admit_create(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let name = if name.is_empty() {
-        match meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .filter(|g| !g.is_empty())
-        {
-            Some(prefix) => format!("{prefix}{}", object::name_suffix()),
-            None => {
-                return Err(ApiError::invalid(
-                    &rt.kind,
-                    &rt.group,
-                    "",
-                    vec![Cause {
-                        reason: "FieldValueRequired".into(),
-                        message: "Required value: name or generateName is required".into(),
-                        field: "metadata.name".into(),
-                    }],
-                ));
-            }
-        }
-    } else {
-        name
-    };
-    let mut causes = Vec::new();
+    if !name.is_empty() {
+        return Ok(name);
+    }
+    match meta
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|g| !g.is_empty())
+    {
+        Some(prefix) => Ok(format!("{prefix}{}", object::name_suffix())),
+        None => Err(ApiError::invalid(
+            &rt.kind,
+            &rt.group,
+            "",
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: name or generateName is required".into(),
+                field: "metadata.name".into(),
+            }],
+        )),
+    }
+}
+
+/// A namespace's name is a DNS label, any other a DNS subdomain.
+fn check_name(rt: &ResourceType, name: &str, causes: &mut Vec<Cause>) {
     let name_ok = if rt.flavor == Flavor::Namespace {
-        is_dns_label(&name)
+        is_dns_label(name)
     } else {
-        is_dns_subdomain(&name)
+        is_dns_subdomain(name)
     };
     if !name_ok {
         causes.push(Cause::invalid(
             "metadata.name",
-            &name,
+            name,
             "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
         ));
     }
+}
+
+/// The metadata the server owns on a created object: name, uid, creationTimestamp,
+/// generation 1; no deletion, managedFields or selfLink from the client.
+fn set_system_metadata(object: &mut Value, name: &str, now: jiff::Timestamp) {
+    let meta = meta_mut(object);
     meta.insert("name".into(), json!(name));
     meta.insert("uid".into(), json!(object::new_uid()));
     meta.insert("creationTimestamp".into(), json!(object::format_time(now)));
@@ -144,10 +171,20 @@ pub fn admit_create(
     meta.remove("deletionGracePeriodSeconds");
     meta.remove("managedFields");
     meta.remove("selfLink");
+}
+
+/// Each kind's defaults and validation on create.
+fn admit_kind_on_create(
+    rt: &ResourceType,
+    object: &mut Value,
+    name: &str,
+    opts: &WriteOptions,
+    causes: &mut Vec<Cause>,
+) -> Result<(), ApiError> {
     match rt.flavor {
         Flavor::Pod => {
             default_pod(object);
-            validate_pod(object, &mut causes);
+            validate_pod(object, causes);
             if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
                 status.retain(|k, _| k == "phase" || k == "qosClass" || k == "conditions");
             }
@@ -165,7 +202,7 @@ pub fn admit_create(
             set_path(object, &["status", "phase"], json!("Active"));
         }
         Flavor::Crd => {
-            custom_resources::validate(object, &mut causes);
+            custom_resources::validate(object, causes);
             custom_resources::set_status(object);
         }
         Flavor::Custom => {
@@ -175,16 +212,12 @@ pub fn admit_create(
             {
                 m.remove("status");
             }
-            custom_resources::admit(rt, object, opts.strict, &mut causes)?;
+            custom_resources::admit(rt, object, opts.strict, causes)?;
         }
-        Flavor::CoreEvent | Flavor::EventsV1 => validate_event(object, &mut causes),
+        Flavor::CoreEvent | Flavor::EventsV1 => validate_event(object, causes),
         Flavor::Node | Flavor::Lease => {}
     }
-    if causes.is_empty() {
-        check_typed(rt, object)
-    } else {
-        Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes))
-    }
+    Ok(())
 }
 
 /// The object must read as its kind's typed API object, as the real server decodes
@@ -234,102 +267,17 @@ pub fn admit_update(
             "the body of the request must be a JSON object".into(),
         ));
     }
-    if let Some(map) = new.as_object_mut() {
-        let av = old
-            .get("apiVersion")
-            .cloned()
-            .unwrap_or(json!(rt.api_version()));
-        map.insert("apiVersion".into(), av);
-        map.insert(
-            "kind".into(),
-            old.get("kind").cloned().unwrap_or(json!(rt.kind)),
-        );
-    }
+    keep_type_meta(rt, old, new);
     let empty = Map::new();
     let old_meta = meta(old).unwrap_or(&empty);
-    {
-        let meta = meta_mut(new);
-        for key in [
-            "name",
-            "namespace",
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-        ] {
-            match old_meta.get(key) {
-                Some(v) => meta.insert(key.into(), v.clone()),
-                None => meta.remove(key),
-            };
-        }
-        meta.remove("selfLink");
-    }
+    keep_system_metadata(old_meta, new);
     if rt.status_subresource {
-        match opts.subresource {
-            Subresource::Main => {
-                copy_field(old, new, "status");
-            }
-            Subresource::Status => {
-                // Everything but status (and labels, annotations, finalizers, which may
-                // move with a status write) stays as it was. Copied only where the write
-                // differs, so a status write does not copy the whole object.
-                keep_except(old, new, &["status", "metadata"]);
-                if let (Some(old_m), Some(new_m)) = (old.get("metadata"), new.get_mut("metadata")) {
-                    let movable = ["labels", "annotations", "finalizers", "managedFields"];
-                    keep_except(old_m, new_m, &movable);
-                }
-            }
-            Subresource::Binding => {}
-        }
+        split_status(old, new, opts.subresource);
     }
     let mut causes = Vec::new();
-    match rt.flavor {
-        // A status write keeps the stored spec, which was defaulted and validated when
-        // it was written: defaults would add nothing, validation would find nothing.
-        // (So a status write may go through the status view, which has no spec.)
-        Flavor::Pod if opts.subresource == Subresource::Status && rt.status_subresource => {}
-        Flavor::Pod => {
-            default_pod(new);
-            if opts.subresource == Subresource::Main {
-                check_pod_spec_update(old, new, &mut causes);
-            }
-            validate_pod(new, &mut causes);
-        }
-        Flavor::Namespace => {
-            copy_field(old, new, "spec");
-            if opts.subresource == Subresource::Main {
-                copy_field(old, new, "status");
-            }
-        }
-        Flavor::Crd => {
-            custom_resources::validate(new, &mut causes);
-            custom_resources::set_status(new);
-        }
-        Flavor::Custom => {
-            custom_resources::admit(rt, new, opts.strict, &mut causes)?;
-        }
-        _ => {}
-    }
+    admit_kind_on_update(rt, old, new, opts, &mut causes)?;
     if old_meta.contains_key("deletionTimestamp") {
-        let old_finalizers = old_meta
-            .get("finalizers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let new_finalizers = meta(new)
-            .and_then(|m| m.get("finalizers"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if new_finalizers.iter().any(|f| !old_finalizers.contains(f)) {
-            causes.push(Cause {
-                reason: "FieldValueForbidden".into(),
-                message: "Forbidden: no new finalizers can be added if the object is being deleted"
-                    .into(),
-                field: "metadata.finalizers".into(),
-            });
-        }
+        check_no_new_finalizers(old_meta, new, &mut causes);
     }
     if !causes.is_empty() {
         let name = meta_str(old, "name").unwrap_or_default().to_string();
@@ -344,6 +292,122 @@ pub fn admit_update(
         meta_mut(new).insert("generation".into(), json!(generation + 1));
     }
     Ok(())
+}
+
+/// An update keeps the stored `apiVersion` and `kind`.
+fn keep_type_meta(rt: &ResourceType, old: &Value, new: &mut Value) {
+    if let Some(map) = new.as_object_mut() {
+        let av = old
+            .get("apiVersion")
+            .cloned()
+            .unwrap_or(json!(rt.api_version()));
+        map.insert("apiVersion".into(), av);
+        map.insert(
+            "kind".into(),
+            old.get("kind").cloned().unwrap_or(json!(rt.kind)),
+        );
+    }
+}
+
+/// An update keeps the identity and system metadata as stored (`old_meta`).
+fn keep_system_metadata(old_meta: &Map<String, Value>, new: &mut Value) {
+    let meta = meta_mut(new);
+    for key in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(key) {
+            Some(v) => meta.insert(key.into(), v.clone()),
+            None => meta.remove(key),
+        };
+    }
+    meta.remove("selfLink");
+}
+
+/// The status subresource split, for a kind that has one: a main write keeps the
+/// stored status, a status write keeps everything else.
+fn split_status(old: &Value, new: &mut Value, subresource: Subresource) {
+    match subresource {
+        Subresource::Main => {
+            copy_field(old, new, "status");
+        }
+        Subresource::Status => {
+            // Everything but status (and labels, annotations, finalizers, which may
+            // move with a status write) stays as it was. Copied only where the write
+            // differs, so a status write does not copy the whole object.
+            keep_except(old, new, &["status", "metadata"]);
+            if let (Some(old_m), Some(new_m)) = (old.get("metadata"), new.get_mut("metadata")) {
+                let movable = ["labels", "annotations", "finalizers", "managedFields"];
+                keep_except(old_m, new_m, &movable);
+            }
+        }
+        Subresource::Binding => {}
+    }
+}
+
+/// Each kind's defaults and validation on update.
+fn admit_kind_on_update(
+    rt: &ResourceType,
+    old: &Value,
+    new: &mut Value,
+    opts: &WriteOptions,
+    causes: &mut Vec<Cause>,
+) -> Result<(), ApiError> {
+    match rt.flavor {
+        // A status write keeps the stored spec, which was defaulted and validated when
+        // it was written: defaults would add nothing, validation would find nothing.
+        // (So a status write may go through the status view, which has no spec.)
+        Flavor::Pod if opts.subresource == Subresource::Status && rt.status_subresource => {}
+        Flavor::Pod => {
+            default_pod(new);
+            if opts.subresource == Subresource::Main {
+                check_pod_spec_update(old, new, causes);
+            }
+            validate_pod(new, causes);
+        }
+        Flavor::Namespace => {
+            copy_field(old, new, "spec");
+            if opts.subresource == Subresource::Main {
+                copy_field(old, new, "status");
+            }
+        }
+        Flavor::Crd => {
+            custom_resources::validate(new, causes);
+            custom_resources::set_status(new);
+        }
+        Flavor::Custom => {
+            custom_resources::admit(rt, new, opts.strict, causes)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An object being deleted may lose finalizers, never gain one.
+fn check_no_new_finalizers(old_meta: &Map<String, Value>, new: &Value, causes: &mut Vec<Cause>) {
+    let old_finalizers = old_meta
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let new_finalizers = meta(new)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if new_finalizers.iter().any(|f| !old_finalizers.contains(f)) {
+        causes.push(Cause {
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: no new finalizers can be added if the object is being deleted"
+                .into(),
+            field: "metadata.finalizers".into(),
+        });
+    }
 }
 
 /// Whether anything outside metadata (and status, for kinds with a status

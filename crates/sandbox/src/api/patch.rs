@@ -1,7 +1,7 @@
 //! Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902), and strategic merge
 //! patch for built-in kinds (lists with a merge key are merged element by element:
 //! containers and container statuses by `name`, conditions by `type`, ...).
-//! Server-side apply is in `apply.rs`.
+//! Server-side apply is in `apply/`.
 
 use serde_json::{Map, Value};
 

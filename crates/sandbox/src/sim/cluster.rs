@@ -22,7 +22,7 @@ use crate::api::{
 use super::clock::SimClock;
 use super::config::{GroundTruthEntry, SimConfig, VIOLATION_RULES};
 use super::control::Control;
-use super::error::SimError;
+use super::error::{SimError, StepError};
 use super::event_sink::EventSink;
 use super::kubelet::Kubelet;
 use super::node_faults::NodeFault;
@@ -393,11 +393,11 @@ impl Cluster {
         } else if let Some(f) = &step.fault {
             self.apply_fault(&f.node, f.fault)
                 .map(|_| format!("{} on node {}", f.fault, f.node))
-                .map_err(|e| e.to_string())
+                .map_err(StepError::from)
         } else if let Some(i) = &step.inject {
             self.inject(&i.namespace, &i.pod, &i.rule)
                 .map(|e| format!("injected {} into {}/{}", e.rule, e.namespace, e.pod))
-                .map_err(|e| e.to_string())
+                .map_err(StepError::from)
         } else if let Some(d) = &step.delete {
             self.scenario_delete(d)
         } else {
@@ -423,7 +423,7 @@ impl Cluster {
         &mut self,
         objects: &[serde_json::Value],
         count: Option<u64>,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let opts = WriteOptions {
             field_manager: Some("podwarden-scenario".into()),
             ..Default::default()
@@ -443,11 +443,11 @@ impl Cluster {
                 .registry()
                 .find_kind(text("apiVersion"), text("kind"))
             else {
-                failures.push(format!(
-                    "the server does not serve {} {}",
-                    text("apiVersion"),
-                    text("kind")
-                ));
+                let not_served = StepError::NotServed {
+                    api_version: text("apiVersion").to_string(),
+                    kind: text("kind").to_string(),
+                };
+                failures.push(not_served.to_string());
                 continue;
             };
             let namespace = object
@@ -477,20 +477,20 @@ impl Cluster {
         }
         match failures.is_empty() {
             true => Ok(format!("created {created} objects")),
-            false => Err(format!(
-                "created {created} objects; failures: {}",
-                failures.join("; ")
-            )),
+            false => Err(StepError::Create { created, failures }),
         }
     }
 
-    fn scenario_delete(&mut self, d: &super::scenario::DeleteStep) -> Result<String, String> {
+    fn scenario_delete(&mut self, d: &super::scenario::DeleteStep) -> Result<String, StepError> {
         let rt = self
             .world
             .store
             .registry()
             .find_kind(&d.api_version, &d.kind)
-            .ok_or_else(|| format!("the server does not serve {} {}", d.api_version, d.kind))?;
+            .ok_or_else(|| StepError::NotServed {
+                api_version: d.api_version.clone(),
+                kind: d.kind.clone(),
+            })?;
         let namespace = rt
             .namespaced
             .then(|| d.namespace.as_deref().unwrap_or("default"));
@@ -498,7 +498,7 @@ impl Cluster {
             .store
             .delete(&rt, namespace, &d.name, &DeleteOptions::default())
             .map(|_| format!("deleted {} {}", d.kind, d.name))
-            .map_err(|e| e.to_string())
+            .map_err(StepError::from)
     }
 
     /// The injections so far, oldest first.

@@ -28,3 +28,19 @@ pub enum SimError {
     #[error(transparent)]
     Api(#[from] ApiError),
 }
+
+/// Why a scenario step did not (wholly) happen. The cluster logs it and the scenario
+/// goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("the server does not serve {api_version} {kind}")]
+    NotServed { api_version: String, kind: String },
+    /// Some of a create step's objects were not created (at most the first five
+    /// failures are kept).
+    #[error("created {created} objects; failures: {}", failures.join("; "))]
+    Create { created: u64, failures: Vec<String> },
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api::object::{self, StoredObject};
 use crate::api::{Patch, ResourceType, Store, WriteOptions};
@@ -120,6 +120,76 @@ struct SourceCache {
     order: VecDeque<String>,
 }
 
+impl Tracked {
+    /// One more occurrence: the stored event's count and lastTimestamp move. False when
+    /// the event is gone (expired, or deleted by someone).
+    fn bump(&mut self, store: &Store, rt: &ResourceType, stamp: &str) -> bool {
+        self.count += 1;
+        let patch = Patch::Merge(json!({"count": self.count, "lastTimestamp": stamp}));
+        store
+            .patch(
+                rt,
+                Some(&self.namespace),
+                &self.name,
+                &patch,
+                &WriteOptions::default(),
+            )
+            .is_ok()
+    }
+}
+
+impl SourceCache {
+    /// Tracks a new event under `key`, forgetting the oldest when full.
+    fn track(&mut self, key: String, event: Tracked) {
+        if self.order.len() >= MAX_TRACKED_PER_SOURCE
+            && let Some(old) = self.order.pop_front()
+        {
+            self.tracked.remove(&old);
+        }
+        self.order.push_back(key.clone());
+        self.tracked.insert(key, event);
+    }
+}
+
+/// A new core Event about `about`, seen once at `stamp`.
+fn event_object(
+    about: &Involved,
+    source: Source<'_>,
+    name: &str,
+    stamp: &str,
+    event_type: &str,
+    reason: &str,
+    message: &str,
+) -> Value {
+    let mut involved = json!({
+        "kind": about.kind, "apiVersion": about.api_version, "name": about.name,
+        "namespace": about.namespace, "uid": about.uid,
+    });
+    if about.kind == "Node" {
+        // Cluster-scoped: the reference has no namespace (the Event lives in default).
+        if let Some(m) = involved.as_object_mut() {
+            m.remove("namespace");
+        }
+    }
+    if let Some(fp) = &about.field_path {
+        involved["fieldPath"] = json!(fp);
+    }
+    let mut src = json!({"component": source.component});
+    if let Some(h) = source.host {
+        src["host"] = json!(h);
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": name, "namespace": about.namespace},
+        "involvedObject": involved,
+        "reason": reason, "message": message, "type": event_type,
+        "source": src,
+        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+        "reportingComponent": source.component,
+        "reportingInstance": source.host.unwrap_or_default(),
+    })
+}
+
 #[derive(Debug)]
 pub struct EventSink {
     rt: Arc<ResourceType>,
@@ -208,18 +278,7 @@ impl EventSink {
         }
         let cache = self.sources.entry(source_key).or_default();
         if let Some(t) = cache.tracked.get_mut(&key) {
-            t.count += 1;
-            let patch = Patch::Merge(json!({"count": t.count, "lastTimestamp": stamp}));
-            let ok = store
-                .patch(
-                    &self.rt,
-                    Some(&t.namespace),
-                    &t.name,
-                    &patch,
-                    &WriteOptions::default(),
-                )
-                .is_ok();
-            if ok {
+            if t.bump(store, &self.rt, &stamp) {
                 self.written += 1;
                 return;
             }
@@ -234,44 +293,12 @@ impl EventSink {
             self.seq & 0xff_ffff
         );
         let namespace = about.namespace.clone();
-        let mut involved = json!({
-            "kind": about.kind, "apiVersion": about.api_version, "name": about.name,
-            "namespace": about.namespace, "uid": about.uid,
-        });
-        if about.kind == "Node" {
-            // Cluster-scoped: the reference has no namespace (the Event lives in default).
-            if let Some(m) = involved.as_object_mut() {
-                m.remove("namespace");
-            }
-        }
-        if let Some(fp) = &about.field_path {
-            involved["fieldPath"] = json!(fp);
-        }
-        let mut src = json!({"component": source.component});
-        if let Some(h) = source.host {
-            src["host"] = json!(h);
-        }
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": involved,
-            "reason": reason, "message": message, "type": event_type,
-            "source": src,
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": source.component,
-            "reportingInstance": source.host.unwrap_or_default(),
-        });
+        let event = event_object(about, source, &name, &stamp, event_type, reason, message);
         match store.create(&self.rt, Some(&namespace), event, &WriteOptions::default()) {
             Ok(_) => {
                 self.written += 1;
                 self.live.push_back((now, namespace.clone(), name.clone()));
-                if cache.order.len() >= MAX_TRACKED_PER_SOURCE
-                    && let Some(old) = cache.order.pop_front()
-                {
-                    cache.tracked.remove(&old);
-                }
-                cache.order.push_back(key.clone());
-                cache.tracked.insert(
+                cache.track(
                     key,
                     Tracked {
                         namespace,

@@ -185,9 +185,27 @@ impl Scenario {
     }
 }
 
+/// A step's `at` that is not a duration [`parse_duration`] takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not numbers each followed by `ms`, `s`, `m` or `h`.
+    #[error("{text:?} is not a duration like 90s, 5m, 1h30m or 250ms")]
+    Malformed { text: String },
+    #[error("{text:?} is not a duration like 90s, 5m, 1h30m or 250ms: longer than a year")]
+    TooLong { text: String },
+}
+
+/// Longest duration a step's `at` may be.
+const MAX_DURATION_MS: u64 = 366 * 86_400_000;
+
 /// `250ms`, `90s`, `5m`, `1h30m`, `2h`: non-negative, at most a year.
-pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
-    let bad = || format!("{text:?} is not a duration like 90s, 5m, 1h30m or 250ms");
+pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, DurationError> {
+    let bad = || DurationError::Malformed {
+        text: text.to_string(),
+    };
+    let too_long = || DurationError::TooLong {
+        text: text.to_string(),
+    };
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -201,7 +219,8 @@ pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
         if digits == 0 {
             return Err(bad());
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        // All digits: it only fails to parse past u64, which is too long anyway.
+        let n: Option<u64> = rest[..digits].parse().ok();
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -215,10 +234,10 @@ pub fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
         };
         rest = &rest[unit_len..];
         total_ms = n
-            .checked_mul(ms_per)
+            .and_then(|n| n.checked_mul(ms_per))
             .and_then(|v| total_ms.checked_add(v))
-            .filter(|v| *v <= 366 * 86_400_000)
-            .ok_or_else(bad)?;
+            .filter(|v| *v <= MAX_DURATION_MS)
+            .ok_or_else(too_long)?;
     }
     Ok(jiff::SignedDuration::from_millis(total_ms as i64))
 }
@@ -244,7 +263,7 @@ mod tests {
             );
         }
         for bad in ["", "5", "m5", "5x", "-5s", "1.5s", "99999999h"] {
-            let err = parse_duration(bad).unwrap_err();
+            let err = parse_duration(bad).unwrap_err().to_string();
             assert!(err.contains("not a duration"), "{bad}: {err}");
         }
     }

@@ -5,11 +5,12 @@
 //! Watch wire format as the real server: chunked HTTP, one JSON object per line,
 //! `{"type":"ADDED|MODIFIED|DELETED|BOOKMARK|ERROR","object":...}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -124,184 +125,223 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
         .split('/')
         .filter(|p| !p.is_empty())
         .collect();
-    let registry = s.store.registry();
     let (group, version, rest) = match segments.as_slice() {
-        ["api"] => {
-            return Ok(json_response(
-                StatusCode::OK,
-                &discovery::core_versions(&s.address),
-            ));
-        }
-        ["apis"] => {
-            return Ok(json_response(
-                StatusCode::OK,
-                &discovery::group_list(registry),
-            ));
-        }
-        ["api", v] => {
-            return discovery::resource_list(registry, "", v)
+        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+        other => {
+            return discovery_document(s, other)
                 .map(|d| json_response(StatusCode::OK, &d))
                 .ok_or_else(|| not_found_path(&path));
         }
-        ["apis", g] => {
-            return discovery::group(registry, g)
-                .map(|d| json_response(StatusCode::OK, &d))
-                .ok_or_else(|| not_found_path(&path));
-        }
-        ["apis", g, v] => {
-            return discovery::resource_list(registry, g, v)
-                .map(|d| json_response(StatusCode::OK, &d))
-                .ok_or_else(|| not_found_path(&path));
-        }
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(not_found_path(&path)),
     };
-    let target = resolve(&s.store, group, version, rest).ok_or_else(|| not_found_path(&path))?;
-    let q = query(&req);
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let accept = Accept::parse(&headers);
     let Target {
         rt,
         namespace,
         name,
         subresource,
-    } = target;
-    let ns = namespace.as_deref();
-    match (method, name, subresource.as_deref()) {
+    } = resolve(&s.store, group, version, rest).ok_or_else(|| not_found_path(&path))?;
+    let headers = req.headers().clone();
+    let call = Call {
+        s,
+        accept: Accept::parse(&headers),
+        q: query(&req),
+        headers,
+        rt,
+        namespace,
+    };
+    let (rt, ns, q, accept) = (&call.rt, call.namespace.as_deref(), &call.q, call.accept);
+    match (req.method().clone(), name, subresource.as_deref()) {
         (Method::GET, None, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                watch(s, &rt, ns, &q, accept).await
+                watch(s, rt, ns, q, accept).await
             } else {
-                list(s, &rt, ns, &q, accept)
+                list(s, rt, ns, q, accept)
             }
         }
         (Method::GET, Some(name), None | Some("status")) => {
-            let obj = s.store.get(&rt, ns, &name)?;
-            Ok(render_one(s, &rt, &obj, accept, StatusCode::OK))
+            let obj = s.store.get(rt, ns, &name)?;
+            Ok(render_one(s, rt, &obj, accept, StatusCode::OK))
         }
         (Method::POST, None, None) => {
             let body = read_json(req).await?;
-            let opts = write_options(&q, &headers, Subresource::Main);
-            let obj = s.store.create(&rt, ns, body, &opts)?;
-            Ok(render_one(s, &rt, &obj, accept, StatusCode::CREATED))
+            let opts = write_options(q, &call.headers, Subresource::Main);
+            let obj = s.store.create(rt, ns, body, &opts)?;
+            Ok(render_one(s, rt, &obj, accept, StatusCode::CREATED))
         }
         (Method::POST, Some(name), Some("binding")) if rt.flavor == Flavor::Pod => {
-            let body = read_json(req).await?;
-            let node = body
-                .pointer("/target/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if node.is_empty() {
-                return Err(ApiError::invalid(
-                    "Binding",
-                    "",
-                    &name,
-                    vec![super::error::Cause::required("target.name")],
-                ));
-            }
-            s.store.bind(ns.unwrap_or_default(), &name, &node)?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-            ))
+            bind(&call, req, &name).await
         }
         (Method::POST, Some(name), Some("eviction")) if rt.flavor == Flavor::Pod => {
-            let body = read_json(req).await?;
-            let opts = delete_options(&q, body.get("deleteOptions"));
-            s.store.evict(ns.unwrap_or_default(), &name, &opts)?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-            ))
+            evict(&call, req, &name).await
         }
         (Method::PUT, Some(name), sub @ (None | Some("status"))) => {
-            let sub = subresource_of(&rt, sub)?;
+            let sub = subresource_of(rt, sub)?;
             let body = read_json(req).await?;
-            let opts = write_options(&q, &headers, sub);
-            let obj = s.store.update(&rt, ns, &name, body, &opts)?;
-            Ok(render_one(s, &rt, &obj, accept, StatusCode::OK))
+            let opts = write_options(q, &call.headers, sub);
+            let obj = s.store.update(rt, ns, &name, body, &opts)?;
+            Ok(render_one(s, rt, &obj, accept, StatusCode::OK))
         }
         (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
-            let sub = subresource_of(&rt, sub)?;
-            let content_type = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let body = read_body(req).await?;
-            let patch = Patch::from_body(&content_type, &body)?;
-            let mut opts = write_options(&q, &headers, sub);
-            if !matches!(patch, Patch::Apply(_)) && q.contains_key("force") {
-                return Err(ApiError::BadRequest(
-                    "force: Forbidden: may not be specified for non-apply patch".into(),
-                ));
-            }
-            opts.force = q.get("force").is_some_and(|f| f == "true");
-            let existed = s.store.get(&rt, ns, &name).is_ok();
-            let obj = s.store.patch(&rt, ns, &name, &patch, &opts)?;
-            let code = if existed {
-                StatusCode::OK
-            } else {
-                StatusCode::CREATED
-            };
-            Ok(render_one(s, &rt, &obj, accept, code))
+            let sub = subresource_of(rt, sub)?;
+            patch(&call, req, &name, sub).await
         }
-        (Method::DELETE, Some(name), None) => {
-            let body = read_body(req).await?;
-            let body: Option<Value> = if body.is_empty() {
-                None
-            } else {
-                Some(parse_json(&body)?)
-            };
-            let opts = delete_options(&q, body.as_ref());
-            let body_dry_run = body
-                .as_ref()
-                .and_then(|b| b.get("dryRun"))
-                .and_then(Value::as_array)
-                .is_some_and(|d| d.iter().any(|v| v == "All"));
-            if body_dry_run || q.get("dryRun").is_some_and(|v| v == "All") {
-                let obj = s.store.get(&rt, ns, &name)?;
-                return Ok(render_one(s, &rt, &obj, accept, StatusCode::OK));
-            }
-            match s.store.delete(&rt, ns, &name, &opts)? {
-                Deleted::Pending(obj) => Ok(render_one(s, &rt, &obj, accept, StatusCode::OK)),
-                Deleted::Gone(obj) if rt.flavor == Flavor::Pod => {
-                    Ok(render_one(s, &rt, &obj, accept, StatusCode::OK))
-                }
-                Deleted::Gone(obj) => Ok(json_response(
-                    StatusCode::OK,
-                    &success_status(&obj.name, &rt.group, &rt.plural, &obj.uid),
-                )),
-            }
-        }
-        (Method::DELETE, None, None) => {
-            let body = read_body(req).await?;
-            let body: Option<Value> = if body.is_empty() {
-                None
-            } else {
-                Some(parse_json(&body)?)
-            };
-            let opts = delete_options(&q, body.as_ref());
-            let list_opts = list_options(&rt, &q)?;
-            let deleted = s.store.delete_collection(&rt, ns, &list_opts, &opts)?;
-            Ok(list_response(
-                s,
-                &rt,
-                deleted,
-                s.store.resource_version(),
-                None,
-                accept,
-            ))
-        }
+        (Method::DELETE, Some(name), None) => delete_one(&call, req, &name).await,
+        (Method::DELETE, None, None) => delete_collection(&call, req).await,
         (m, _, sub) => Err(ApiError::MethodNotAllowed(format!(
             "the server does not allow this method on the requested resource ({m} {}{})",
             rt.group_resource(),
             sub.map(|s| format!("/{s}")).unwrap_or_default()
         ))),
     }
+}
+
+/// The discovery documents: `/api`, `/apis`, a group, a group version.
+fn discovery_document(s: &HttpState, segments: &[&str]) -> Option<Value> {
+    let registry = s.store.registry();
+    match segments {
+        ["api"] => Some(discovery::core_versions(&s.address)),
+        ["apis"] => Some(discovery::group_list(registry)),
+        ["api", v] => discovery::resource_list(registry, "", v),
+        ["apis", g] => discovery::group(registry, g),
+        ["apis", g, v] => discovery::resource_list(registry, g, v),
+        _ => None,
+    }
+}
+
+/// A routed resource request: what each verb's handler needs besides the body.
+struct Call<'a> {
+    s: &'a HttpState,
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    q: HashMap<String, String>,
+    headers: HeaderMap,
+    accept: Accept,
+}
+
+/// The `Status` a binding or an eviction answers with.
+fn created_status() -> Response {
+    json_response(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+/// `POST pods/{name}/binding`.
+async fn bind(call: &Call<'_>, req: Request, name: &str) -> Result<Response, ApiError> {
+    let body = read_json(req).await?;
+    let node = body
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "Binding",
+            "",
+            name,
+            vec![super::error::Cause::required("target.name")],
+        ));
+    }
+    let ns = call.namespace.as_deref().unwrap_or_default();
+    call.s.store.bind(ns, name, &node)?;
+    Ok(created_status())
+}
+
+/// `POST pods/{name}/eviction`.
+async fn evict(call: &Call<'_>, req: Request, name: &str) -> Result<Response, ApiError> {
+    let body = read_json(req).await?;
+    let opts = delete_options(&call.q, body.get("deleteOptions"));
+    let ns = call.namespace.as_deref().unwrap_or_default();
+    call.s.store.evict(ns, name, &opts)?;
+    Ok(created_status())
+}
+
+/// `PATCH`: the patch type from the content type, `force` for apply only; 201 when an
+/// apply created the object.
+async fn patch(
+    call: &Call<'_>,
+    req: Request,
+    name: &str,
+    sub: Subresource,
+) -> Result<Response, ApiError> {
+    let (s, rt, ns, q) = (call.s, &call.rt, call.namespace.as_deref(), &call.q);
+    let content_type = call
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = read_body(req).await?;
+    let patch = Patch::from_body(&content_type, &body)?;
+    let mut opts = write_options(q, &call.headers, sub);
+    if !matches!(patch, Patch::Apply(_)) && q.contains_key("force") {
+        return Err(ApiError::BadRequest(
+            "force: Forbidden: may not be specified for non-apply patch".into(),
+        ));
+    }
+    opts.force = q.get("force").is_some_and(|f| f == "true");
+    let existed = s.store.get(rt, ns, name).is_ok();
+    let obj = s.store.patch(rt, ns, name, &patch, &opts)?;
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(render_one(s, rt, &obj, call.accept, code))
+}
+
+/// The optional `DeleteOptions` body of a delete.
+async fn read_delete_body(req: Request) -> Result<Option<Value>, ApiError> {
+    let body = read_body(req).await?;
+    if body.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(parse_json(&body)?))
+    }
+}
+
+/// `DELETE` of one object: a dry run answers with the object; a pod or an object still
+/// being deleted answers with its state, any other gone object with a Status.
+async fn delete_one(call: &Call<'_>, req: Request, name: &str) -> Result<Response, ApiError> {
+    let (s, rt, ns, accept) = (call.s, &call.rt, call.namespace.as_deref(), call.accept);
+    let body = read_delete_body(req).await?;
+    let opts = delete_options(&call.q, body.as_ref());
+    let body_dry_run = body
+        .as_ref()
+        .and_then(|b| b.get("dryRun"))
+        .and_then(Value::as_array)
+        .is_some_and(|d| d.iter().any(|v| v == "All"));
+    if body_dry_run || call.q.get("dryRun").is_some_and(|v| v == "All") {
+        let obj = s.store.get(rt, ns, name)?;
+        return Ok(render_one(s, rt, &obj, accept, StatusCode::OK));
+    }
+    match s.store.delete(rt, ns, name, &opts)? {
+        Deleted::Pending(obj) => Ok(render_one(s, rt, &obj, accept, StatusCode::OK)),
+        Deleted::Gone(obj) if rt.flavor == Flavor::Pod => {
+            Ok(render_one(s, rt, &obj, accept, StatusCode::OK))
+        }
+        Deleted::Gone(obj) => Ok(json_response(
+            StatusCode::OK,
+            &success_status(&obj.name, &rt.group, &rt.plural, &obj.uid),
+        )),
+    }
+}
+
+/// `DELETE` of a collection: the deleted objects as a list.
+async fn delete_collection(call: &Call<'_>, req: Request) -> Result<Response, ApiError> {
+    let (s, rt, ns) = (call.s, &call.rt, call.namespace.as_deref());
+    let body = read_delete_body(req).await?;
+    let opts = delete_options(&call.q, body.as_ref());
+    let list_opts = list_options(rt, &call.q)?;
+    let deleted = s.store.delete_collection(rt, ns, &list_opts, &opts)?;
+    Ok(list_response(
+        s,
+        rt,
+        deleted,
+        s.store.resource_version(),
+        None,
+        call.accept,
+    ))
 }
 
 fn subresource_of(rt: &ResourceType, sub: Option<&str>) -> Result<Subresource, ApiError> {

@@ -18,6 +18,7 @@
 
 mod inject;
 mod pod;
+mod report;
 pub mod script;
 pub mod spec;
 pub mod status;
@@ -235,21 +236,38 @@ impl Kubelet {
                 l.iter()
                     .any(|c| c.container_id.is_some() || c.restart_count > 0)
             });
-        let deleting = pod.metadata.deletion_timestamp.is_some();
-        if deleting && !ran_before {
-            let pods = sh.apis.pods.clone();
-            let opts = DeleteOptions {
-                grace_period_seconds: Some(0),
-                precondition_uid: Some(obj.uid.clone()),
-                ..Default::default()
-            };
-            let _ = sh
-                .store
-                .delete(&pods, Some(&obj.namespace), &obj.name, &opts);
+        if pod.metadata.deletion_timestamp.is_some() && !ran_before {
+            delete_at_once(sh, obj);
             return;
         }
-        let plan = PodPlan::from_pod(&pod);
         let now = sh.now();
+        let (id, ips) = self.place(node);
+        let mut st = admitted_state(obj, node, &pod, now, ips);
+        let mut cx = Cx {
+            sh,
+            now,
+            talk: true,
+        };
+        if ran_before {
+            // Its containers were lost with the kubelet that ran them.
+            st.adopt_lost(&pod, now);
+            st.finish(&mut cx, End::Lost, SIGKILL_EXIT);
+        } else {
+            schedule_first_starts(&mut st, now);
+        }
+        self.by_uid.insert(st.uid.clone(), id);
+        self.pods.insert(id, st);
+        let sim = cx.sh.node_sim(node);
+        if sim.memory_pressure {
+            self.terminate(cx.sh, id, End::Evicted, SIGKILL_EXIT, false);
+        } else if sim.disk_failed {
+            self.terminate(cx.sh, id, End::DiskFailure, SIGKILL_EXIT, false);
+        }
+        self.run(cx.sh, id, false);
+    }
+
+    /// A new pod's id on this kubelet and its (host, pod) IPs on `node`.
+    fn place(&mut self, node: &str) -> (u64, ([u8; 4], [u8; 4])) {
         self.next_id += 1;
         let id = self.next_id;
         let n = self.nodes.entry(node.to_string()).or_default();
@@ -263,73 +281,7 @@ impl Kubelet {
             (n.next_ip % 254 + 1) as u8,
         ];
         n.pods.insert(id);
-        let wait = if plan.first_app > 0 {
-            Wait::PodInitializing
-        } else {
-            Wait::ContainerCreating
-        };
-        let conditions: Vec<(String, String)> = status
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|c| (c.type_.clone(), c.status.clone()))
-            .collect();
-        let start = status
-            .and_then(|s| s.start_time.as_ref())
-            .map_or(now, |t| t.0);
-        let mut st = PodState {
-            namespace: obj.namespace.clone(),
-            name: obj.name.clone(),
-            uid: obj.uid.clone(),
-            node: node.to_string(),
-            ctrs: plan.ctrs.iter().map(|_| Ctr::new(wait)).collect(),
-            gates_ok: pod::gates_ok(&plan.readiness_gates, &conditions),
-            plan: Box::new(plan),
-            start: jiff::Timestamp::from_second(start.as_second()).unwrap_or(start),
-            host_ip,
-            pod_ip,
-            api_conds: pod::api_conditions(&pod),
-            initialized: false,
-            init_failed: false,
-            end: None,
-            deleting,
-            delete_sent: false,
-            frozen: false,
-            changed: true,
-            written_terminal: None,
-            generation: 0,
-            wake: None,
-        };
-        let mut cx = Cx {
-            sh,
-            now,
-            talk: true,
-        };
-        if ran_before {
-            // Its containers were lost with the kubelet that ran them.
-            st.adopt_lost(&pod, now);
-            st.finish(&mut cx, End::Lost, SIGKILL_EXIT);
-        } else {
-            // Init (or the app containers) start once the sandbox is up.
-            st.initialized = st.plan.first_app == 0;
-            let first = now.saturating_add(pod::START_DELAY).unwrap_or(now);
-            for i in 0..st.ctrs.len() {
-                let first_init = i == 0;
-                let app_without_init = st.initialized;
-                if first_init || app_without_init {
-                    st.ctrs[i].due = Some((first, status::Act::Start));
-                }
-            }
-        }
-        self.by_uid.insert(st.uid.clone(), id);
-        self.pods.insert(id, st);
-        let sim = cx.sh.node_sim(node);
-        if sim.memory_pressure {
-            self.terminate(cx.sh, id, End::Evicted, SIGKILL_EXIT, false);
-        } else if sim.disk_failed {
-            self.terminate(cx.sh, id, End::DiskFailure, SIGKILL_EXIT, false);
-        }
-        self.run(cx.sh, id, false);
+        (id, (host_ip, pod_ip))
     }
 
     /// A change of a known pod on a reachable node.
@@ -437,7 +389,7 @@ impl Kubelet {
                 continue;
             };
             if let Ok(api) = obj.decode::<Pod>() {
-                st.api_conds = pod::api_conditions(&api);
+                st.api_conds = report::api_conditions(&api);
             }
             st.changed = true;
             self.update(sh, id, &obj);
@@ -484,6 +436,82 @@ fn light_conditions(obj: &StoredObject) -> Vec<(String, String)> {
         .into_iter()
         .map(|c| (c.kind, c.status))
         .collect()
+}
+
+/// A pod deleted before any of its containers ran goes at once (grace 0).
+fn delete_at_once(sh: &mut World, obj: &StoredObject) {
+    let pods = sh.apis.pods.clone();
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        precondition_uid: Some(obj.uid.clone()),
+        ..Default::default()
+    };
+    let _ = sh
+        .store
+        .delete(&pods, Some(&obj.namespace), &obj.name, &opts);
+}
+
+/// The state of a pod a kubelet admits: its plan, containers waiting to be created
+/// (or for their init containers), the conditions it finds in the API.
+fn admitted_state(
+    obj: &StoredObject,
+    node: &str,
+    pod: &Pod,
+    now: jiff::Timestamp,
+    (host_ip, pod_ip): ([u8; 4], [u8; 4]),
+) -> PodState {
+    let plan = PodPlan::from_pod(pod);
+    let status = pod.status.as_ref();
+    let wait = if plan.first_app > 0 {
+        Wait::PodInitializing
+    } else {
+        Wait::ContainerCreating
+    };
+    let conditions: Vec<(String, String)> = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| (c.type_.clone(), c.status.clone()))
+        .collect();
+    let start = status
+        .and_then(|s| s.start_time.as_ref())
+        .map_or(now, |t| t.0);
+    PodState {
+        namespace: obj.namespace.clone(),
+        name: obj.name.clone(),
+        uid: obj.uid.clone(),
+        node: node.to_string(),
+        ctrs: plan.ctrs.iter().map(|_| Ctr::new(wait)).collect(),
+        gates_ok: pod::gates_ok(&plan.readiness_gates, &conditions),
+        plan: Box::new(plan),
+        start: jiff::Timestamp::from_second(start.as_second()).unwrap_or(start),
+        host_ip,
+        pod_ip,
+        api_conds: report::api_conditions(pod),
+        initialized: false,
+        init_failed: false,
+        end: None,
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        delete_sent: false,
+        frozen: false,
+        changed: true,
+        written_terminal: None,
+        generation: 0,
+        wake: None,
+    }
+}
+
+/// Init (or the app containers) start once the sandbox is up.
+fn schedule_first_starts(st: &mut PodState, now: jiff::Timestamp) {
+    st.initialized = st.plan.first_app == 0;
+    let first = now.saturating_add(pod::START_DELAY).unwrap_or(now);
+    for i in 0..st.ctrs.len() {
+        let first_init = i == 0;
+        let app_without_init = st.initialized;
+        if first_init || app_without_init {
+            st.ctrs[i].due = Some((first, status::Act::Start));
+        }
+    }
 }
 
 /// `node-12` -> 12; other names hash to a number.

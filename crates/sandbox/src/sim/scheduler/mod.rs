@@ -12,6 +12,7 @@
 //!   decoded once per uid and generation; `active` and `parked` hold keys of `pending`.
 
 pub mod fit;
+pub mod quantity;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 

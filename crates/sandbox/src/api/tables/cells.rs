@@ -1,259 +1,13 @@
-//! Server-side printing: the `Table` a real server returns for
-//! `Accept: application/json;as=Table;g=meta.k8s.io;v=v1`, column for column
-//! (pkg/printers/internalversion/printers.go), and CRD `additionalPrinterColumns`.
-//! kubectl prints only what the server returns here.
+//! The cells of a Table row: each kind's values rendered as upstream's printers render
+//! them (pod status and readiness, node roles, event sources, CRD printer columns
+//! through their JSONPath), and ages as `HumanDuration` writes them.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::object::{self, StoredObject, path, path_str};
-use super::resources::{Flavor, PrinterColumn, ResourceType};
-
-/// What each row carries besides its cells (`includeObject`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IncludeObject {
-    None,
-    #[default]
-    Metadata,
-    Object,
-}
-
-impl IncludeObject {
-    pub fn parse(s: Option<&str>) -> Self {
-        match s {
-            Some("None") => IncludeObject::None,
-            Some("Object") => IncludeObject::Object,
-            _ => IncludeObject::Metadata,
-        }
-    }
-}
-
-fn col(name: &str, type_: &str, format: &str, priority: i64, description: &str) -> Value {
-    json!({"name": name, "type": type_, "format": format, "description": description, "priority": priority})
-}
-
-/// The column definitions for a resource.
-pub fn columns(rt: &ResourceType) -> Vec<Value> {
-    let name = col(
-        "Name",
-        "string",
-        "name",
-        0,
-        "Name must be unique within a namespace.",
-    );
-    let age = col(
-        "Age",
-        "string",
-        "",
-        0,
-        "CreationTimestamp is a timestamp representing the server time when this object was created.",
-    );
-    match rt.flavor {
-        Flavor::Pod => vec![
-            name,
-            col(
-                "Ready",
-                "string",
-                "",
-                0,
-                "The aggregate readiness state of this pod for accepting traffic.",
-            ),
-            col(
-                "Status",
-                "string",
-                "",
-                0,
-                "The aggregate status of the containers in this pod.",
-            ),
-            col(
-                "Restarts",
-                "string",
-                "",
-                0,
-                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
-            ),
-            age,
-            col("IP", "string", "", 1, "podIP address allocated to the pod."),
-            col(
-                "Node",
-                "string",
-                "",
-                1,
-                "NodeName is a request to schedule this pod onto a specific node.",
-            ),
-            col(
-                "Nominated Node",
-                "string",
-                "",
-                1,
-                "nominatedNodeName is set only when this pod preempts other pods on the node.",
-            ),
-            col(
-                "Readiness Gates",
-                "string",
-                "",
-                1,
-                "If specified, all readiness gates will be evaluated for pod readiness.",
-            ),
-        ],
-        Flavor::Node => vec![
-            name,
-            col("Status", "string", "", 0, "The status of the node"),
-            col("Roles", "string", "", 0, "The roles of the node"),
-            age,
-            col(
-                "Version",
-                "string",
-                "",
-                0,
-                "Kubelet Version reported by the node.",
-            ),
-            col(
-                "Internal-IP",
-                "string",
-                "",
-                1,
-                "List of addresses reachable to the node. Queried from cloud provider, if available.",
-            ),
-            col(
-                "External-IP",
-                "string",
-                "",
-                1,
-                "List of addresses reachable to the node. Queried from cloud provider, if available.",
-            ),
-            col(
-                "OS-Image",
-                "string",
-                "",
-                1,
-                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
-            ),
-            col(
-                "Kernel-Version",
-                "string",
-                "",
-                1,
-                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
-            ),
-            col(
-                "Container-Runtime",
-                "string",
-                "",
-                1,
-                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
-            ),
-        ],
-        Flavor::Namespace => vec![
-            name,
-            col("Status", "string", "", 0, "The status of the namespace"),
-            age,
-        ],
-        Flavor::Lease => vec![
-            name,
-            col(
-                "Holder",
-                "string",
-                "",
-                0,
-                "HolderIdentity contains the identity of the holder of a current lease.",
-            ),
-            age,
-        ],
-        Flavor::CoreEvent | Flavor::EventsV1 => vec![
-            col(
-                "Last Seen",
-                "string",
-                "",
-                0,
-                "The time at which the most recent occurrence of this event was recorded.",
-            ),
-            col(
-                "Type",
-                "string",
-                "",
-                0,
-                "Type of this event (Normal, Warning), new types could be added in the future",
-            ),
-            col(
-                "Reason",
-                "string",
-                "",
-                0,
-                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-            ),
-            col(
-                "Object",
-                "string",
-                "",
-                0,
-                "The object that this event is about.",
-            ),
-            col(
-                "Subobject",
-                "string",
-                "",
-                1,
-                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
-            ),
-            col(
-                "Source",
-                "string",
-                "",
-                1,
-                "The component reporting this event. Should be a short machine understandable string.",
-            ),
-            col(
-                "Message",
-                "string",
-                "",
-                0,
-                "A human-readable description of the status of this operation.",
-            ),
-            col(
-                "First Seen",
-                "string",
-                "",
-                1,
-                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
-            ),
-            col(
-                "Count",
-                "string",
-                "",
-                1,
-                "The number of times this event has occurred.",
-            ),
-            col(
-                "Name",
-                "string",
-                "name",
-                1,
-                "Name must be unique within a namespace.",
-            ),
-        ],
-        Flavor::Custom => {
-            let mut out = vec![name];
-            out.extend(
-                rt.printer_columns
-                    .iter()
-                    .map(|c| col(&c.name, &c.type_, &c.format, c.priority, &c.description)),
-            );
-            out
-        }
-        Flavor::Crd => vec![
-            name,
-            col(
-                "Created At",
-                "date",
-                "",
-                0,
-                "CreationTimestamp is a timestamp representing the server time when this object was created.",
-            ),
-        ],
-    }
-}
+use super::super::object::{self, path, path_str};
+use super::super::resources::{Flavor, PrinterColumn, ResourceType};
 
 /// The cells of one object's row.
 pub fn cells(rt: &ResourceType, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
@@ -285,168 +39,162 @@ pub fn cells(rt: &ResourceType, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     }
 }
 
-/// A whole Table for a list (or a single get).
-pub fn table(
-    rt: &ResourceType,
-    objects: &[Value],
-    resource_version: &str,
-    continue_token: Option<&str>,
-    include: IncludeObject,
-    with_columns: bool,
-    now: jiff::Timestamp,
-) -> Value {
-    let rows: Vec<Value> = objects
-        .iter()
-        .map(|o| {
-            let mut row = json!({"cells": cells(rt, o, now)});
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Metadata => {
-                    row["object"] = json!({
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-                    });
-                }
-                IncludeObject::Object => row["object"] = o.clone(),
-            }
-            row
-        })
-        .collect();
-    let mut metadata = json!({"resourceVersion": resource_version});
-    if let Some(c) = continue_token {
-        metadata["continue"] = json!(c);
-    }
-    let mut t = json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": metadata,
-        "rows": rows,
-    });
-    t["columnDefinitions"] = if with_columns {
-        Value::Array(columns(rt))
-    } else {
-        json!([])
-    };
-    t
-}
-
-/// Parsed objects for a table (the stored bytes, parsed once).
-pub fn parse_all(objects: &[std::sync::Arc<StoredObject>]) -> Vec<Value> {
-    objects.iter().map(|o| o.value()).collect()
-}
-
 // ---- pods --------------------------------------------------------------------
 
+/// `printPod`: NAME, READY, STATUS, RESTARTS, AGE, IP, NODE, NOMINATED NODE,
+/// READINESS GATES.
 fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<Value> {
     let spec = pod.get("spec").cloned().unwrap_or(json!({}));
     let status = pod.get("status").cloned().unwrap_or(json!({}));
-    let arr = |v: &Value, k: &str| {
-        v.get(k)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let init_specs = arr(&spec, "initContainers");
-    let restartable = |name: &str| {
-        init_specs.iter().any(|c| {
-            c.get("name").and_then(Value::as_str) == Some(name)
-                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always")
-        })
-    };
-    let total = arr(&spec, "containers").len()
-        + init_specs
-            .iter()
-            .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"))
-            .count();
+    let init_specs = array(&spec, "initContainers");
+    let conditions = array(&status, "conditions");
+    let total =
+        array(&spec, "containers").len() + init_specs.iter().filter(|c| is_sidecar(c)).count();
     let phase = status
         .get("phase")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut reason = status
-        .get("reason")
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-        .map(str::to_string)
-        .unwrap_or(phase.clone());
-    let conditions = arr(&status, "conditions");
-    if conditions.iter().any(|c| {
-        c.get("type").and_then(Value::as_str) == Some("PodScheduled")
-            && c.get("reason").and_then(Value::as_str) == Some("SchedulingGated")
-    }) {
-        reason = "SchedulingGated".into();
-    }
-    let mut restarts: i64 = 0;
-    let mut sidecar_restarts: i64 = 0;
-    let mut ready = 0;
-    let mut last_restart: Option<jiff::Timestamp> = None;
-    let mut last_sidecar_restart: Option<jiff::Timestamp> = None;
-    let finished_at = |c: &Value| {
-        path_str(c, &["lastState", "terminated", "finishedAt"]).and_then(object::parse_time)
+    let mut row = PodRow {
+        reason: initial_reason(&status, &phase, &conditions),
+        ready: 0,
+        restarts: Restarts::default(),
     };
-    let mut initializing = false;
-    let init_statuses = arr(&status, "initContainerStatuses");
-    for (i, c) in init_statuses.iter().enumerate() {
-        let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-        let count = c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-        restarts += count;
-        if let Some(t) = finished_at(c) {
-            last_restart = last_restart.max(Some(t));
-        }
-        if restartable(cname) {
-            sidecar_restarts += count;
-            if let Some(t) = finished_at(c) {
-                last_sidecar_restart = last_sidecar_restart.max(Some(t));
-            }
-        }
-        let terminated = path(c, &["state", "terminated"]);
-        let exit = terminated
-            .and_then(|t| t.get("exitCode"))
+    let (initializing, sidecar_restarts) =
+        row.init_containers(&init_specs, &array(&status, "initContainerStatuses"));
+    if !initializing || has_condition(&conditions, "Initialized", "True") {
+        row.restarts = sidecar_restarts;
+        row.app_containers(&array(&status, "containerStatuses"), &conditions);
+    }
+    let deleting = object::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp"));
+    if deleting && status.get("reason").and_then(Value::as_str) == Some("NodeLost") {
+        row.reason = "Unknown".into();
+    } else if deleting && phase != "Succeeded" && phase != "Failed" {
+        row.reason = "Terminating".into();
+    }
+    let ip = array(&status, "podIPs")
+        .first()
+        .and_then(|p| p.get("ip"))
+        .and_then(Value::as_str)
+        .or_else(|| status.get("podIP").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<none>")
+        .to_string();
+    vec![
+        name,
+        json!(format!("{}/{total}", row.ready)),
+        json!(row.reason),
+        json!(row.restarts.cell(now)),
+        age,
+        json!(ip),
+        json!(str_or_none(&spec, "nodeName")),
+        json!(str_or_none(&status, "nominatedNodeName")),
+        json!(readiness_gates_cell(&spec, &conditions)),
+    ]
+}
+
+/// What the READY, STATUS and RESTARTS columns gather from a pod's containers.
+struct PodRow {
+    reason: String,
+    ready: usize,
+    restarts: Restarts,
+}
+
+/// A restart count and the time the last restarted container finished.
+#[derive(Debug, Default, Clone, Copy)]
+struct Restarts {
+    count: i64,
+    last: Option<jiff::Timestamp>,
+}
+
+impl Restarts {
+    fn add(&mut self, status: &Value) {
+        self.count += status
+            .get("restartCount")
             .and_then(Value::as_i64)
             .unwrap_or(0);
-        let waiting_reason = path_str(c, &["state", "waiting", "reason"]).unwrap_or_default();
-        if terminated.is_some() && exit == 0 {
-            continue;
+        let finished = path_str(status, &["lastState", "terminated", "finishedAt"])
+            .and_then(object::parse_time);
+        if let Some(t) = finished {
+            self.last = self.last.max(Some(t));
         }
-        if restartable(cname) && c.get("started").and_then(Value::as_bool) == Some(true) {
-            if c.get("ready").and_then(Value::as_bool) == Some(true) {
-                ready += 1;
-            }
-            continue;
-        }
-        if let Some(t) = terminated {
-            let r = t.get("reason").and_then(Value::as_str).unwrap_or_default();
-            let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
-            reason = if !r.is_empty() {
-                format!("Init:{r}")
-            } else if signal != 0 {
-                format!("Init:Signal:{signal}")
-            } else {
-                format!("Init:ExitCode:{exit}")
-            };
-        } else if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" {
-            reason = format!("Init:{waiting_reason}");
-        } else {
-            reason = format!("Init:{i}/{}", init_specs.len());
-        }
-        initializing = true;
-        break;
     }
-    let initialized = conditions.iter().any(|c| {
-        c.get("type").and_then(Value::as_str) == Some("Initialized")
-            && c.get("status").and_then(Value::as_str) == Some("True")
-    });
-    if !initializing || initialized {
-        restarts = sidecar_restarts;
-        last_restart = last_sidecar_restart;
-        let mut has_running = false;
-        let statuses = arr(&status, "containerStatuses");
-        for c in statuses.iter().rev() {
-            restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-            if let Some(t) = finished_at(c) {
-                last_restart = last_restart.max(Some(t));
+
+    /// `3 (5m ago)`, or the bare count.
+    fn cell(&self, now: jiff::Timestamp) -> String {
+        match self.last {
+            Some(t) if self.count != 0 => {
+                format!(
+                    "{} ({} ago)",
+                    self.count,
+                    human_duration(now.duration_since(t))
+                )
             }
+            _ => self.count.to_string(),
+        }
+    }
+}
+
+impl PodRow {
+    /// Init containers in order, up to the first that has not completed: their
+    /// restarts, ready started sidecars, and an `Init:` reason when one is still
+    /// running or failed. Returns whether the pod is still initializing, and the
+    /// restarts of the sidecars alone.
+    fn init_containers(&mut self, init_specs: &[Value], statuses: &[Value]) -> (bool, Restarts) {
+        let restartable = |name: &str| {
+            init_specs
+                .iter()
+                .any(|c| c.get("name").and_then(Value::as_str) == Some(name) && is_sidecar(c))
+        };
+        let mut sidecars = Restarts::default();
+        for (i, c) in statuses.iter().enumerate() {
+            let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            self.restarts.add(c);
+            if restartable(cname) {
+                sidecars.add(c);
+            }
+            let terminated = path(c, &["state", "terminated"]);
+            let exit = terminated
+                .and_then(|t| t.get("exitCode"))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let waiting_reason = path_str(c, &["state", "waiting", "reason"]).unwrap_or_default();
+            if terminated.is_some() && exit == 0 {
+                continue;
+            }
+            if restartable(cname) && c.get("started").and_then(Value::as_bool) == Some(true) {
+                if c.get("ready").and_then(Value::as_bool) == Some(true) {
+                    self.ready += 1;
+                }
+                continue;
+            }
+            self.reason = if let Some(t) = terminated {
+                let r = t.get("reason").and_then(Value::as_str).unwrap_or_default();
+                let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
+                if !r.is_empty() {
+                    format!("Init:{r}")
+                } else if signal != 0 {
+                    format!("Init:Signal:{signal}")
+                } else {
+                    format!("Init:ExitCode:{exit}")
+                }
+            } else if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" {
+                format!("Init:{waiting_reason}")
+            } else {
+                format!("Init:{i}/{}", init_specs.len())
+            };
+            return (true, sidecars);
+        }
+        (false, sidecars)
+    }
+
+    /// App containers, last first: their restarts, the ready running ones, and the
+    /// reason of a waiting or terminated one; a Completed pod with a container still
+    /// running reads Running or NotReady.
+    fn app_containers(&mut self, statuses: &[Value], conditions: &[Value]) {
+        let mut has_running = false;
+        for c in statuses.iter().rev() {
+            self.restarts.add(c);
             let waiting = path_str(c, &["state", "waiting", "reason"]).unwrap_or_default();
             let terminated = path(c, &["state", "terminated"]);
             let term_reason = terminated
@@ -454,13 +202,13 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             if !waiting.is_empty() {
-                reason = waiting.to_string();
+                self.reason = waiting.to_string();
             } else if terminated.is_some() && !term_reason.is_empty() {
-                reason = term_reason.to_string();
+                self.reason = term_reason.to_string();
             } else if let Some(t) = terminated {
                 let signal = t.get("signal").and_then(Value::as_i64).unwrap_or(0);
                 let exit = t.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
-                reason = if signal != 0 {
+                self.reason = if signal != 0 {
                     format!("Signal:{signal}")
                 } else {
                     format!("ExitCode:{exit}")
@@ -469,82 +217,83 @@ fn pod_cells(pod: &Value, name: Value, age: Value, now: jiff::Timestamp) -> Vec<
                 && path(c, &["state", "running"]).is_some()
             {
                 has_running = true;
-                ready += 1;
+                self.ready += 1;
             }
         }
-        if reason == "Completed" && has_running {
-            let pod_ready = conditions.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            });
-            reason = if pod_ready {
+        if self.reason == "Completed" && has_running {
+            self.reason = if has_condition(conditions, "Ready", "True") {
                 "Running".into()
             } else {
                 "NotReady".into()
             };
         }
     }
-    let deleting = object::meta(pod).is_some_and(|m| m.contains_key("deletionTimestamp"));
-    if deleting && status.get("reason").and_then(Value::as_str) == Some("NodeLost") {
-        reason = "Unknown".into();
-    } else if deleting && phase != "Succeeded" && phase != "Failed" {
-        reason = "Terminating".into();
+}
+
+/// The status's reason, else its phase; `SchedulingGated` while the pod is gated.
+fn initial_reason(status: &Value, phase: &str, conditions: &[Value]) -> String {
+    let gated = conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("PodScheduled")
+            && c.get("reason").and_then(Value::as_str) == Some("SchedulingGated")
+    });
+    if gated {
+        return "SchedulingGated".into();
     }
-    let restarts_cell = match last_restart {
-        Some(t) if restarts != 0 => {
-            format!("{restarts} ({} ago)", human_duration(now.duration_since(t)))
-        }
-        _ => restarts.to_string(),
-    };
-    let ip = arr(&status, "podIPs")
-        .first()
-        .and_then(|p| p.get("ip"))
+    status
+        .get("reason")
         .and_then(Value::as_str)
-        .or_else(|| status.get("podIP").and_then(Value::as_str))
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .unwrap_or(phase.to_string())
+}
+
+/// `1/2`: the readiness gates whose condition is True, of all; `<none>` without gates.
+fn readiness_gates_cell(spec: &Value, conditions: &[Value]) -> String {
+    let gates = array(spec, "readinessGates");
+    if gates.is_empty() {
+        return "<none>".to_string();
+    }
+    let true_count = gates
+        .iter()
+        .filter(|g| {
+            let t = g.get("conditionType");
+            conditions
+                .iter()
+                .find(|c| c.get("type") == t)
+                .and_then(|c| c.get("status"))
+                .and_then(Value::as_str)
+                == Some("True")
+        })
+        .count();
+    format!("{true_count}/{}", gates.len())
+}
+
+fn array(v: &Value, key: &str) -> Vec<Value> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A restartable init container (a sidecar).
+fn is_sidecar(container: &Value) -> bool {
+    container.get("restartPolicy").and_then(Value::as_str) == Some("Always")
+}
+
+fn has_condition(conditions: &[Value], type_: &str, status: &str) -> bool {
+    conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some(type_)
+            && c.get("status").and_then(Value::as_str) == Some(status)
+    })
+}
+
+/// A string member, or `<none>` when missing or empty.
+fn str_or_none(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or("<none>")
-        .to_string();
-    let node = spec
-        .get("nodeName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("<none>")
-        .to_string();
-    let nominated = status
-        .get("nominatedNodeName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("<none>")
-        .to_string();
-    let gates = arr(&spec, "readinessGates");
-    let gates_cell = if gates.is_empty() {
-        "<none>".to_string()
-    } else {
-        let true_count = gates
-            .iter()
-            .filter(|g| {
-                let t = g.get("conditionType");
-                conditions
-                    .iter()
-                    .find(|c| c.get("type") == t)
-                    .and_then(|c| c.get("status"))
-                    .and_then(Value::as_str)
-                    == Some("True")
-            })
-            .count();
-        format!("{true_count}/{}", gates.len())
-    };
-    vec![
-        name,
-        json!(format!("{ready}/{total}")),
-        json!(reason),
-        json!(restarts_cell),
-        age,
-        json!(ip),
-        json!(node),
-        json!(nominated),
-        json!(gates_cell),
-    ]
+        .to_string()
 }
 
 // ---- nodes, events -------------------------------------------------------------
