@@ -173,9 +173,15 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
     ctrl.shutdown().await;
     let ctrl = start(&client).await;
     advance(&sim, 5);
-    let written = ctrl.metrics.status_writes.get();
-    until("a status write after the restart", async || {
-        (ctrl.metrics.status_writes.get() > written).then_some(())
+    // The status as the new controller writes it once it has listed both pods (its
+    // first write may come before the pods).
+    until("the restarted controller's status", async || {
+        let listed = policy(&client)
+            .await
+            .status
+            .is_some_and(|s| s.pods_audited == 2);
+        (ctrl.metrics.status_writes.get() >= 1 && listed && ctrl.metrics.cached_pods.get() == 2)
+            .then_some(())
     })
     .await;
     let status = policy(&client).await.status.expect("status");

@@ -138,33 +138,95 @@ fn printer_columns_point_at_fields_of_the_schema() {
     }
 }
 
+/// Parses and validates a spec as the controller does; the error as text.
+fn accepted(spec: Value) -> Result<(), String> {
+    serde_json::from_value::<PodLifecyclePolicySpec>(spec)
+        .map_err(|e| e.to_string())?
+        .validate()
+        .map_err(|e| e.to_string())
+}
+
 #[test]
-fn disabled_rules_are_the_rule_ids_as_a_bounded_set() {
+fn the_rule_ids_the_schema_admits_are_the_rules_a_policy_disables() {
     let disabled = field("spec.rules.disabled");
-    let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
-    assert_eq!(disabled["items"]["enum"], json!(ids));
-    assert_eq!(disabled["maxItems"], json!(RuleId::ALL.len()));
-    assert_eq!(disabled["x-kubernetes-list-type"], "set");
+    let admitted: Vec<&str> = disabled["items"]["enum"]
+        .as_array()
+        .expect("an enum of rule ids")
+        .iter()
+        .map(|id| id.as_str().expect("a string"))
+        .collect();
+    // Each id the API server admits disables the rule of that name, and only it.
+    let mut rules = std::collections::BTreeSet::new();
+    for id in &admitted {
+        let settings = spec_with(json!({"rules": {"disabled": [id]}}))
+            .rule_settings()
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        let off: Vec<RuleId> = RuleId::ALL
+            .iter()
+            .copied()
+            .filter(|r| settings.disabled.contains(*r))
+            .collect();
+        assert_eq!(off.len(), 1, "{id} disables {off:?}");
+        assert_eq!(off[0].to_string(), *id);
+        rules.insert(off[0]);
+    }
+    // Every rule can be disabled, all at once within the schema's bound.
+    assert_eq!(
+        rules.len(),
+        RuleId::ALL.len(),
+        "rules the schema leaves out"
+    );
+    assert!(admitted.len() as u64 <= disabled["maxItems"].as_u64().expect("maxItems"));
+    accepted(json!({"rules": {"disabled": admitted}})).unwrap();
+    // An id outside the schema's set is refused by the controller too.
+    assert!(accepted(json!({"rules": {"disabled": ["no-such-rule"]}})).is_err());
 }
 
 #[test]
 fn enums_ranges_and_duration_patterns() {
-    assert_eq!(field("spec.mode")["enum"], json!(["Audit", "Enforce"]));
-    assert_eq!(
-        field("spec.rules.eventSeverity")["enum"],
-        json!(["info", "warning", "violation"])
-    );
-    for (path, min, max) in [
-        ("spec.rules.restartBudget.count", 1.0, 1000.0),
-        ("spec.orphans.maxAttempts", 0.0, 10.0),
+    // The values the schema admits are the ones the controller reads, and the defaults
+    // the controller writes are among them.
+    let defaults = serde_json::to_value(spec_with(json!({}))).unwrap();
+    for (path, at) in [
+        ("spec.mode", (|v| json!({"mode": v})) as fn(Value) -> Value),
+        (
+            "spec.rules.eventSeverity",
+            |v| json!({"rules": {"eventSeverity": v}}),
+        ),
+    ] {
+        let admitted = field(path)["enum"].as_array().cloned().expect("an enum");
+        for v in &admitted {
+            accepted(at(v.clone())).unwrap_or_else(|e| panic!("{path} = {v}: {e}"));
+        }
+        let default = path
+            .trim_start_matches("spec.")
+            .split('.')
+            .fold(&defaults, |v, key| &v[key]);
+        assert!(admitted.contains(default), "{path}: default {default}");
+        assert!(accepted(at(json!("Sometimes"))).is_err(), "{path}");
+    }
+    // The integer bounds the schema gives the API server are the ones the controller
+    // enforces: both ends accepted, one beyond refused.
+    for (path, at) in [
+        (
+            "spec.rules.restartBudget.count",
+            (|n| json!({"rules": {"restartBudget": {"count": n}}})) as fn(i64) -> Value,
+        ),
+        (
+            "spec.orphans.maxAttempts",
+            |n| json!({"orphans": {"maxAttempts": n}}),
+        ),
     ] {
         let s = field(path);
         assert_eq!(s["type"], "integer", "{path}");
-        assert_eq!(
-            (s["minimum"].as_f64(), s["maximum"].as_f64()),
-            (Some(min), Some(max)),
-            "{path}"
-        );
+        let bound = |key: &str| s[key].as_f64().expect(key) as i64;
+        let (min, max) = (bound("minimum"), bound("maximum"));
+        for n in [min, max] {
+            accepted(at(n)).unwrap_or_else(|e| panic!("{path} = {n}: {e}"));
+        }
+        for n in [min - 1, max + 1] {
+            assert!(accepted(at(n)).is_err(), "{path} = {n} accepted");
+        }
     }
     for path in [
         "spec.rules.stuckPendingAfter",

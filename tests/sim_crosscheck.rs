@@ -48,6 +48,11 @@ impl Recording {
     }
 
     fn audit(&self) -> Vec<Finding> {
+        self.audited().0
+    }
+
+    /// The findings, and the auditor that made them: what it saw and what it still tracks.
+    fn audited(&self) -> (Vec<Finding>, Auditor) {
         let mut reader = DocumentReader::from_vec(self.lines.clone());
         let mut auditor = Auditor::new(RuleSettings::default(), Scope::default());
         let mut findings = Vec::new();
@@ -61,7 +66,23 @@ impl Recording {
                 }
             }
         }
-        findings
+        (findings, auditor)
+    }
+
+    /// The uids of the pods whose deletion was recorded.
+    fn deleted_uids(&self) -> BTreeSet<String> {
+        self.lines
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice::<Value>(line).expect("a recorded line"))
+            .filter(|ev| ev["type"] == "DELETED")
+            .map(|ev| {
+                ev["object"]["metadata"]["uid"]
+                    .as_str()
+                    .expect("uid")
+                    .to_string()
+            })
+            .collect()
     }
 }
 
@@ -194,7 +215,7 @@ async fn fault_free_random_run_has_no_violation() {
     let mut rec = Recording::start(&sim);
     let mut rng = SimRng::new(20_260_801);
     random_run(&sim, &mut rec, &mut rng, 80, 900, true, |_, _, _| {}).await;
-    let findings = rec.audit();
+    let (findings, auditor) = rec.audited();
     let violations: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.severity == Severity::Violation)
@@ -205,7 +226,35 @@ async fn fault_free_random_run_has_no_violation() {
         summary(&findings)
     );
     println!("findings by rule: {:?}", summary(&findings));
-    assert!(sim.cluster().kubelet.tracked_pods() <= 80);
+
+    // Every pod created was audited; each is either still stored or its deletion was
+    // recorded; the kubelet and the auditor track exactly the stored ones (a deleted pod
+    // is forgotten by both).
+    let pods = sim.store().resource("", "v1", "pods").expect("pods");
+    let stored: BTreeSet<String> = sim
+        .store()
+        .list(&pods, None, &Default::default())
+        .expect("list pods")
+        .items
+        .iter()
+        .map(|p| p.uid.clone())
+        .collect();
+    let deleted = rec.deleted_uids();
+    assert_eq!(auditor.summary().pods, 80, "pods audited");
+    assert!(stored.is_disjoint(&deleted), "{stored:?} {deleted:?}");
+    assert_eq!(stored.len() + deleted.len(), 80, "stored and deleted pods");
+    assert!(!deleted.is_empty(), "the run deletes pods");
+    assert_eq!(
+        sim.cluster().kubelet.tracked_pods(),
+        stored.len(),
+        "pods the kubelet tracks"
+    );
+    let tracked: BTreeSet<String> = auditor
+        .tracker()
+        .views()
+        .map(|v| v.uid.to_string())
+        .collect();
+    assert_eq!(tracked, stored, "pods the auditor tracks");
 }
 
 #[tokio::test]

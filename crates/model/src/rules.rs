@@ -865,7 +865,9 @@ fn restart_faster_than_backoff(i: &Input<'_>, out: &mut Vec<Finding>) {
         };
         // Exactly one restart between the snapshots, and not the first one (the kubelet
         // restarts immediately after the first exit).
-        if cur.restart_count != before.restart_count + 1 || before.restart_count < 1 {
+        if before.restart_count.checked_add(1) != Some(cur.restart_count)
+            || before.restart_count < 1
+        {
             continue;
         }
         let Some(Terminated {

@@ -269,7 +269,8 @@ fn record_restarts(
                 .iter()
                 .find(|p| p.name == c.name)
                 .map_or(0, |p| p.restart_count);
-            let added = (c.restart_count - before).clamp(0, keep as i32);
+            // restartCount is an int32 from any input: no overflow at its limits.
+            let added = (i64::from(c.restart_count) - i64::from(before)).clamp(0, keep as i64);
             let at = c.state.started_at().unwrap_or(now);
             for _ in 0..added {
                 log.push_back(at);

@@ -880,33 +880,6 @@ fn every_rule_has_a_firing_case_and_a_near_miss() {
 }
 
 #[test]
-fn violation_severity_is_exactly_the_definite_set() {
-    let violations: Vec<&str> = RuleId::ALL
-        .iter()
-        .filter(|r| r.severity() == Severity::Violation)
-        .map(|r| r.as_str())
-        .collect();
-    assert_eq!(
-        violations,
-        [
-            "terminal-phase-regression",
-            "restart-against-policy",
-            "terminal-phase-ready",
-            "ready-without-containers-ready",
-            "containers-ready-mismatch",
-            "succeeded-with-failed-container",
-            "restart-count-decreased",
-            "start-time-changed",
-            "running-unbound",
-        ]
-    );
-    // Two writers of Ready, and the status manager's coalescing, make it legal (B7).
-    assert_eq!(RuleId::ConditionTimeChurn.severity(), Severity::Warning);
-    assert_eq!(RuleId::StuckTerminating.severity(), Severity::Warning);
-    assert_eq!(RuleId::OomKilled.severity(), Severity::Info);
-}
-
-#[test]
 fn state_rules_report_when_they_appear_not_on_every_snapshot() {
     let bad = running_pod("Never")
         .exit("app", 0, 2, 10)

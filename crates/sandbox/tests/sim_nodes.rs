@@ -6,10 +6,10 @@ mod sim_common;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent};
+use podwarden_sandbox::api::{Watch, WatchEvent as StoreEvent, WatchOptions};
 use podwarden_sandbox::sim::{NodeFault, SimHandle};
 use serde_json::json;
 use sim_common::*;
@@ -403,39 +403,55 @@ async fn a_toleration_changed_on_a_bound_pod_cancels_its_deletion() {
     assert_eq!(messages, ["Cancelling deletion of Pod default/kept"]);
 }
 
-/// Watches pod `name` from its current version; returns the stream of its changes.
-async fn watch_pod(
-    sim: &SimHandle,
-    name: &str,
-) -> impl futures::Stream<Item = kube::Result<WatchEvent<Pod>>> + use<> {
-    let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
-    let rv = get(sim, name)
-        .await
-        .metadata
-        .resource_version
-        .unwrap_or_default();
-    api.watch(
-        &WatchParams::default().fields(&format!("metadata.name={name}")),
-        &rv,
-    )
-    .await
-    .expect("watch")
-    .boxed()
+/// Watches pod `name` in the store from its current version. The store queues each change
+/// for its watchers when it commits it, so what the simulation did is there to read at
+/// once, without waiting.
+async fn watch_pod(sim: &SimHandle, name: &str) -> (String, Watch) {
+    let rv = get(sim, name).await.metadata.resource_version;
+    let pods = sim.store().resource("", "v1", "pods").expect("pods");
+    let watch = sim
+        .store()
+        .watch(
+            &pods,
+            Some("default"),
+            &WatchOptions {
+                resource_version: rv,
+                ..Default::default()
+            },
+        )
+        .expect("watch");
+    (name.to_string(), watch)
 }
 
-/// Every change delivered until the pod is deleted (or a quiet second).
-async fn collect_until_deleted(
-    stream: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<Pod>>> + Unpin),
+/// Every change of the watched pod up to its deletion, advancing the stepped clock one
+/// second at a time until the deletion is seen; fails if it is not seen within
+/// `max_secs` simulated seconds.
+fn changes_until_deleted(
+    sim: &SimHandle,
+    (name, watch): &mut (String, Watch),
+    max_secs: u64,
 ) -> Vec<WatchEvent<Pod>> {
     let mut out = Vec::new();
-    while let Ok(Some(Ok(ev))) = tokio::time::timeout(Duration::from_secs(2), stream.next()).await {
-        let done = matches!(ev, WatchEvent::Deleted(_));
-        out.push(ev);
-        if done {
-            break;
+    for waited in 0..=max_secs {
+        if waited > 0 {
+            advance(sim, 1);
+        }
+        while let Some(ev) = watch.try_next() {
+            let Some(o) = ev.object().filter(|o| o.name == *name) else {
+                continue;
+            };
+            let pod: Pod = o.decode().expect("a stored pod decodes");
+            match ev {
+                StoreEvent::Deleted(_) => {
+                    out.push(WatchEvent::Deleted(pod));
+                    return out;
+                }
+                StoreEvent::Added(_) => out.push(WatchEvent::Added(pod)),
+                _ => out.push(WatchEvent::Modified(pod)),
+            }
         }
     }
-    out
+    panic!("{name} not deleted within {max_secs} simulated seconds; changes: {out:?}");
 }
 
 #[tokio::test]
@@ -461,7 +477,7 @@ async fn deleted_node_pods_are_failed_and_removed_by_podgc() {
         try_get(&sim, "orphan").await.is_none(),
         "gone after the quarantine"
     );
-    let seen = collect_until_deleted(&mut changes).await;
+    let seen = changes_until_deleted(&sim, &mut changes, 60);
     let failed = seen.iter().find_map(|ev| match ev {
         WatchEvent::Modified(p) if phase(p) == "Failed" => Some(p.clone()),
         _ => None,
@@ -517,7 +533,7 @@ async fn out_of_service_removes_terminating_pods() {
     );
     advance(&sim, 21);
     assert!(try_get(&sim, "fenced").await.is_none(), "PodGC removed it");
-    let seen = collect_until_deleted(&mut changes).await;
+    let seen = changes_until_deleted(&sim, &mut changes, 60);
     assert!(
         seen.iter()
             .any(|ev| matches!(ev, WatchEvent::Modified(p) if phase(p) == "Failed")),
