@@ -70,6 +70,38 @@ fn selected_pod(name: &str, script: &str, audit: &str) -> serde_json::Value {
     pod
 }
 
+fn scratch_dir(test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "podwarden-controller-{}-{test}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// kubectl's output (it must succeed), off the async runtime.
+async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(kubeconfig.with_extension("cache"))
+        .args(args)
+        .env_remove("KUBECONFIG");
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("join")
+        .expect("kubectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Waits (bounded) until `check` holds, letting the controller run between tries.
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -168,6 +200,26 @@ async fn an_injected_violation_becomes_one_event_and_counts_once_across_a_restar
     assert_eq!(status.recent_findings.len(), 2);
     assert!(status.recent_findings.iter().any(|f| f.uid == truth.uid));
 
+    // What a person sees with kubectl.
+    let dir = scratch_dir("kubectl");
+    let kubeconfig = dir.join("kubeconfig");
+    sim.sandbox()
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig");
+    let plp = kubectl(&kubeconfig, &["get", "plp", "-n", "default"]).await;
+    let row = plp
+        .lines()
+        .find(|l| l.starts_with("audited"))
+        .unwrap_or_else(|| panic!("no row for the policy:\n{plp}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // NAME MODE PODS VIOLATIONS RECREATED AGE
+    assert_eq!(&cells[1..5], ["Audit", "2", "2", "0"], "{plp}");
+    let described = kubectl(&kubeconfig, &["describe", "pod", "web", "-n", "default"]).await;
+    assert!(
+        described.contains("RestartCountDecreased") && described.contains("restartCount"),
+        "{described}"
+    );
+
     // A restart: everything is listed again (the state still holds on `steady`);
     // nothing is recorded or counted twice.
     ctrl.shutdown().await;
@@ -206,6 +258,37 @@ async fn without_the_crd_start_says_how_to_install_it() {
         .expect_err("no CRD");
     let message = err.to_string();
     assert!(message.contains("kubectl apply -f crds/"), "{message}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podwarden_run_without_a_cluster_or_the_crd_says_so_and_exits_1() {
+    let run = |kubeconfig: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_podwarden"))
+            .args(["run", "--http-addr", "127.0.0.1:0", "--kubeconfig"])
+            .arg(kubeconfig)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("podwarden runs")
+    };
+    let dir = scratch_dir("run");
+    let missing = dir.join("missing-kubeconfig");
+    let out = run(&missing);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing-kubeconfig"), "{stderr}");
+
+    let sim = sandbox().await;
+    let kubeconfig = dir.join("kubeconfig");
+    sim.sandbox()
+        .write_kubeconfig(&kubeconfig)
+        .expect("kubeconfig");
+    let out = tokio::task::spawn_blocking(move || run(&kubeconfig))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kubectl apply -f crds/"), "{stderr}");
     sim.shutdown().await;
 }
 

@@ -659,6 +659,21 @@ mod tests {
     }
 
     #[test]
+    fn only_what_changes_a_count_asks_for_a_status_write() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        assert_eq!(engine.take_dirty(), vec![key("all")], "a new policy");
+        engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
+        assert_eq!(engine.take_dirty(), vec![key("all")], "one more pod selected");
+        // A new state with no finding, then the same state again (a relist).
+        engine.on_pod(pod("u1", 2, json!({}), 2, 10), PodChange::Applied, NOW);
+        engine.on_pod(pod("u1", 2, json!({}), 2, 10), PodChange::Relisted, NOW);
+        assert!(engine.take_dirty().is_empty());
+        engine.on_pod(pod("u1", 3, json!({}), 1, 10), PodChange::Applied, NOW);
+        assert_eq!(engine.take_dirty(), vec![key("all")], "a finding");
+    }
+
+    #[test]
     fn pods_missing_from_a_relist_are_forgotten() {
         let mut engine = Engine::new();
         engine.apply_policy(&policy("all", json!({})));
