@@ -458,3 +458,65 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_110_pod_node_failure_costs_about_one_event_write_per_pod() {
+    use podwarden::demo::{NAMESPACE, install, pod};
+    use podwarden_sandbox::sim::NodeFault;
+
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await.expect("install");
+    let ctrl = start(&client).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    for i in 0..110 {
+        let p = pod(&format!("p-{i}"), "Always", "forever", "node-0");
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(p).expect("pod"),
+        )
+        .await
+        .expect("create pod");
+    }
+    for _ in 0..10 {
+        advance(&sim, 1);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sim.apply_fault("node-0", NodeFault::Delete).expect("fault");
+    // Ten simulated minutes, a second at a time.
+    for _ in 0..600 {
+        advance(&sim, 1);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let queue_empty = async || {
+        let m = &ctrl.metrics;
+        let attempts = m.events_written.get() + m.event_write_errors.get();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (attempts == m.events_written.get() + m.event_write_errors.get()).then_some(attempts)
+    };
+    until("the Event queue to drain", queue_empty).await;
+    let events = demo_events(&client).await.expect("events");
+    let attempts = ctrl.metrics.events_written.get()
+        + ctrl.metrics.event_write_errors.get()
+        + ctrl
+            .metrics
+            .events_suppressed
+            .get(&podwarden::controller::metrics::ReasonLabels {
+                reason: "already_recorded".into(),
+            })
+            .map(|c| c.get())
+            .unwrap_or(0);
+    eprintln!("events {} attempts {attempts}: {:?}", events.len(), {
+        let mut by: std::collections::BTreeMap<&str, usize> = Default::default();
+        for e in &events {
+            *by.entry(e.1.as_str()).or_default() += 1;
+        }
+        by
+    });
+    assert!(
+        attempts <= 115,
+        "{attempts} Event writes for a 110-pod node failure"
+    );
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}

@@ -664,7 +664,11 @@ mod tests {
         engine.apply_policy(&policy("all", json!({})));
         assert_eq!(engine.take_dirty(), vec![key("all")], "a new policy");
         engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
-        assert_eq!(engine.take_dirty(), vec![key("all")], "one more pod selected");
+        assert_eq!(
+            engine.take_dirty(),
+            vec![key("all")],
+            "one more pod selected"
+        );
         // A new state with no finding, then the same state again (a relist).
         engine.on_pod(pod("u1", 2, json!({}), 2, 10), PodChange::Applied, NOW);
         engine.on_pod(pod("u1", 2, json!({}), 2, 10), PodChange::Relisted, NOW);
