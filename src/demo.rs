@@ -22,6 +22,7 @@ use kube::{Client, CustomResourceExt};
 use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
 use podwarden_model::{RuleId, Severity};
 use podwarden_sandbox::api::SandboxConfig;
+use podwarden_sandbox::sim::rng::SimRng;
 use podwarden_sandbox::sim::{
     GroundTruthEntry, NodeFault, SimConfig, SimHandle, Simulation, VIOLATION_RULES,
 };
@@ -51,6 +52,10 @@ pub struct DemoArgs {
     /// Event writes per second, as `podwarden run --event-qps`.
     #[arg(long, default_value_t = 10.0)]
     pub event_qps: f64,
+    /// Play this many scenarios (seeds `--seed`, `--seed`+1, ...), one line each, then
+    /// precision and recall over all of them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
@@ -158,12 +163,67 @@ impl Scorecard {
 }
 
 async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
+    if args.runs <= 1 {
+        let card = play(args, args.seed, true, args.keep).await?;
+        if !args.keep {
+            card.print();
+        }
+        return Ok(card.passed());
+    }
+    // Many seeded scenarios: one line each, then precision and recall over all.
+    let (mut injected, mut detected, mut false_violations, mut passed) = (0, 0, 0u64, 0);
     let started = Instant::now();
+    for i in 0..args.runs {
+        let seed = args.seed.wrapping_add(i);
+        let card = play(args, seed, false, false).await?;
+        let (inj, det) = card
+            .injections
+            .values()
+            .fold((0, 0), |(a, b), (i, d)| (a + i, b + d));
+        let fv: u64 = card.false_violations.values().sum();
+        injected += inj;
+        detected += det;
+        false_violations += fv;
+        passed += usize::from(card.passed());
+        println!(
+            "seed {seed}: {det}/{inj} injections found, {fv} violations not injected, {:.1} s{}",
+            card.elapsed.as_secs_f64(),
+            if card.passed() { "" } else { "  FAIL" }
+        );
+    }
+    let recall = detected as f64 / injected.max(1) as f64;
+    let precision = detected as f64 / (detected as f64 + false_violations as f64).max(1.0);
+    println!(
+        "{passed}/{} scenarios passed; recall {detected}/{injected} ({:.2}%), violations not injected {false_violations} (precision {:.2}%); {:.1} s",
+        args.runs,
+        recall * 100.0,
+        precision * 100.0,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(passed as u64 == args.runs)
+}
+
+/// One scenario, its choices drawn from `seed`: how many pods of each restartPolicy
+/// row, which node gets which fault and when, when the partition heals, when the
+/// faulty writes come and how many of each.
+async fn play(
+    args: &DemoArgs,
+    seed: u64,
+    verbose: bool,
+    keep_running: bool,
+) -> Result<Scorecard, DemoError> {
+    let say = |line: String| {
+        if verbose {
+            println!("{line}");
+        }
+    };
+    let started = Instant::now();
+    let mut rng = SimRng::new(seed);
     let sim = Simulation::start(
         SandboxConfig::default(),
         SimConfig {
             nodes: 5,
-            seed: args.seed,
+            seed,
             speed: None,
             start: None,
             ..SimConfig::default()
@@ -174,10 +234,10 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     let client = sim
         .client()
         .map_err(|e| DemoError::Sandbox(e.to_string()))?;
-    println!(
-        "sandbox: API server at {} with 5 simulated nodes",
+    say(format!(
+        "sandbox: API server at {} with 5 simulated nodes (seed {seed})",
         sim.sandbox().url()
-    );
+    ));
     install(&client).await?;
     let mut ctrl = controller::start(
         client.clone(),
@@ -189,9 +249,14 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     )
     .await?;
     ctrl.ready().await;
-    println!("controller: synced; policy {NAMESPACE}/{POLICY} selects every pod in {NAMESPACE}");
+    say(format!(
+        "controller: synced; policy {NAMESPACE}/{POLICY} selects every pod in {NAMESPACE}"
+    ));
 
-    let mut reported = 0;
+    let mut progress = Progress {
+        verbose,
+        reported: 0,
+    };
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let table = [
         ("always-exit-0", "Always", "run=2s exit=0"),
@@ -202,61 +267,86 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
         ("never-exit-1", "Never", "run=2s exit=1"),
         ("oom", "Always", "run=2s oom"),
     ];
+    let mut created = 0;
     for (name, policy, script) in table {
-        create(&pods, pod(name, policy, script, "node-0")).await?;
-    }
-    for rule in VIOLATION_RULES {
-        let (policy, script) = victim(rule);
-        create(
-            &pods,
-            pod(&format!("inject-{rule}"), policy, script, "node-1"),
-        )
-        .await?;
-    }
-    for (node, what) in [
-        ("node-2", "disk"),
-        ("node-3", "partition"),
-        ("node-4", "deleted"),
-    ] {
-        for i in 0..3 {
-            create(
-                &pods,
-                pod(&format!("{what}-{i}"), "Always", "forever", node),
-            )
-            .await?;
+        for i in 0..=rng.below(2) {
+            let node = if rng.chance(0.5) { "node-0" } else { "node-1" };
+            create(&pods, pod(&format!("{name}-{i}"), policy, script, node)).await?;
+            created += 1;
         }
     }
-    println!(
-        "[1/4] {} pods: the restartPolicy table, an OOM kill, victims, pods on nodes about to fail",
-        table.len() + VIOLATION_RULES.len() + 9
-    );
-    run_for(&sim, &ctrl, 20, &mut reported).await?;
+    let mut victims = Vec::new();
+    for rule in VIOLATION_RULES {
+        let (policy, script) = victim(rule);
+        for i in 0..=rng.below(2) {
+            let name = format!("inject-{rule}-{i}");
+            let node = if rng.chance(0.5) { "node-0" } else { "node-1" };
+            create(&pods, pod(&name, policy, script, node)).await?;
+            victims.push((rule, name));
+            created += 1;
+        }
+    }
+    // The three failing nodes get the three faults in a drawn order.
+    let mut faults = vec![
+        (NodeFault::DiskFailure, "disk failure"),
+        (NodeFault::Partition, "partitioned"),
+        (NodeFault::Delete, "deleted"),
+    ];
+    let mut assigned = Vec::new();
+    for node in ["node-2", "node-3", "node-4"] {
+        let (fault, what) = faults.remove(rng.below(faults.len() as u64) as usize);
+        for i in 0..=rng.below(3) {
+            create(
+                &pods,
+                pod(&format!("{node}-{i}"), "Always", "forever", node),
+            )
+            .await?;
+            created += 1;
+        }
+        assigned.push((node, fault, what));
+    }
+    say(format!(
+        "[1/4] {created} pods: every restartPolicy row, OOM kills, pods to break, pods on nodes about to fail"
+    ));
+    progress.run(&sim, &ctrl, 15 + rng.below(15)).await?;
 
-    sim.apply_fault("node-2", NodeFault::DiskFailure)?;
-    sim.apply_fault("node-3", NodeFault::Partition)?;
-    sim.apply_fault("node-4", NodeFault::Delete)?;
-    println!("[2/4] node-2 disk failure, node-3 partitioned, node-4 deleted");
-    run_for(&sim, &ctrl, 60, &mut reported).await?;
-    sim.apply_fault("node-3", NodeFault::Heal)?;
-    println!("      node-3 partition healed");
-    run_for(&sim, &ctrl, 20, &mut reported).await?;
+    for (node, fault, _) in &assigned {
+        sim.apply_fault(node, *fault)?;
+    }
+    say(format!(
+        "[2/4] {}",
+        assigned
+            .iter()
+            .map(|(n, _, w)| format!("{n} {w}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    progress.run(&sim, &ctrl, 40 + rng.below(50)).await?;
+    if let Some((node, _, _)) = assigned.iter().find(|(_, f, _)| *f == NodeFault::Partition) {
+        sim.apply_fault(node, NodeFault::Heal)?;
+        say(format!("      {node} partition healed"));
+    }
+    progress.run(&sim, &ctrl, 10 + rng.below(20)).await?;
 
     let mut truth = Vec::new();
     let mut refused = Vec::new();
-    for rule in VIOLATION_RULES {
-        match sim.inject(NAMESPACE, &format!("inject-{rule}"), rule) {
+    for (rule, name) in &victims {
+        match sim.inject(NAMESPACE, name, rule) {
             Ok(entry) => truth.push(entry),
             Err(e) => refused.push(format!("{rule}: {e}")),
         }
+        if rng.chance(0.5) {
+            sim.advance(Duration::from_secs(1))?;
+        }
     }
-    println!(
+    say(format!(
         "[3/4] {} faulty-kubelet writes injected ({} refused)",
         truth.len(),
         refused.len()
-    );
-    run_for(&sim, &ctrl, 20, &mut reported).await?;
+    ));
+    progress.run(&sim, &ctrl, 20).await?;
 
-    println!("[4/4] waiting for the controller's Events");
+    say("[4/4] waiting for the controller's Events".to_string());
     let deadline = Instant::now() + SETTLE;
     let mut detected = detected(&client).await?;
     while !truth.iter().all(|t| detected.contains(&key(t))) && Instant::now() < deadline {
@@ -264,14 +354,44 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
         detected = detected_after(&client, detected).await?;
     }
     let card = score(&ctrl, &truth, refused, &detected, started.elapsed());
-    card.print();
-    let passed = card.passed();
-    if args.keep {
+    if keep_running {
+        card.print();
         keep(&sim, args).await;
     }
     ctrl.shutdown().await;
     sim.shutdown().await;
-    Ok(passed)
+    Ok(card)
+}
+
+struct Progress {
+    verbose: bool,
+    reported: u64,
+}
+
+impl Progress {
+    /// Moves the simulation `seconds` simulated seconds, one at a time, and says what
+    /// the controller found meanwhile.
+    async fn run(
+        &mut self,
+        sim: &SimHandle,
+        ctrl: &controller::Handle,
+        seconds: u64,
+    ) -> Result<(), DemoError> {
+        for _ in 0..seconds {
+            sim.advance(Duration::from_secs(1))?;
+            tokio::time::sleep(STEP_PAUSE).await;
+        }
+        let found = total_findings(ctrl);
+        if self.verbose {
+            println!(
+                "      +{seconds} s simulated: {} pod events audited, {found} findings so far (+{})",
+                ctrl.metrics.pod_watch_events.get(),
+                found.saturating_sub(self.reported)
+            );
+        }
+        self.reported = found;
+        Ok(())
+    }
 }
 
 /// The restart policy and container script of a pod in the state each injection needs
@@ -348,28 +468,6 @@ pub async fn install(client: &Client) -> Result<(), DemoError> {
             what: "the policy",
             source,
         })?;
-    Ok(())
-}
-
-/// Moves the simulation `seconds` simulated seconds, one at a time, printing what the
-/// controller found meanwhile.
-async fn run_for(
-    sim: &SimHandle,
-    ctrl: &controller::Handle,
-    seconds: u64,
-    reported: &mut u64,
-) -> Result<(), DemoError> {
-    for _ in 0..seconds {
-        sim.advance(Duration::from_secs(1))?;
-        tokio::time::sleep(STEP_PAUSE).await;
-    }
-    let found = total_findings(ctrl);
-    println!(
-        "      +{seconds} s simulated: {} pod events audited, {found} findings so far (+{})",
-        ctrl.metrics.pod_watch_events.get(),
-        found.saturating_sub(*reported)
-    );
-    *reported = found;
     Ok(())
 }
 

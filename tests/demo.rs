@@ -34,3 +34,21 @@ fn the_demo_finds_every_injection_and_no_false_violation() {
         );
     }
 }
+
+#[test]
+fn seeded_random_scenarios_have_full_recall_and_no_false_violation() {
+    let out = Command::new(env!("CARGO_BIN_EXE_podwarden"))
+        .args(["demo", "--seed", "100", "--runs", "3"])
+        .output()
+        .expect("podwarden demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seeds = stdout.lines().filter(|l| l.starts_with("seed ")).count();
+    assert_eq!(seeds, 3, "{stdout}");
+    assert!(stdout.contains("3/3 scenarios passed"), "{stdout}");
+    assert!(stdout.contains("violations not injected 0"), "{stdout}");
+}

@@ -87,7 +87,8 @@ pub fn init_logs(format: &str) {
 
 /// Warnings only unless `RUST_LOG` says otherwise (the demo prints its own progress).
 pub fn init_logs_quiet() {
-    init_logs_at("text", "warn");
+    // A watch cut when the embedded sandbox stops is not worth a line.
+    init_logs_at("text", "warn,kube_client=error");
 }
 
 fn init_logs_at(format: &str, default: &str) {
