@@ -26,11 +26,15 @@ fn the_demo_finds_every_injection_and_no_false_violation() {
             .lines()
             .find(|l| l.split_whitespace().next() == Some(rule))
             .unwrap_or_else(|| panic!("no scorecard row for {rule}:\n{stdout}"));
-        let counts: Vec<&str> = row.split_whitespace().skip(1).collect();
-        assert_eq!(
-            counts,
-            ["1", "1"],
-            "{rule} injected once and found once:\n{stdout}"
+        let counts: Vec<u32> = row
+            .split_whitespace()
+            .skip(1)
+            .take(2)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        assert!(
+            counts.len() == 2 && counts[0] >= 1 && counts[0] == counts[1],
+            "{rule}: every injection found:\n{stdout}"
         );
     }
 }
