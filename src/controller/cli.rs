@@ -88,7 +88,7 @@ pub fn init_logs(format: &str) {
 /// Warnings only unless `RUST_LOG` says otherwise (the demo prints its own progress).
 pub fn init_logs_quiet() {
     // A watch cut when the embedded sandbox stops is not worth a line.
-    init_logs_at("text", "warn,kube_client=error");
+    init_logs_at("text", "warn,kube_client=off");
 }
 
 fn init_logs_at(format: &str, default: &str) {

@@ -101,6 +101,8 @@ pub struct Handle {
     ready: watch::Receiver<bool>,
     /// The first task that ended (tasks end only on failure).
     died: watch::Receiver<Option<&'static str>>,
+    /// Tells the supervisor to stop every task and wait for them.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
@@ -116,9 +118,12 @@ impl Handle {
         let _ = self.ready.wait_for(|r| *r).await;
     }
 
-    /// Stops every task.
-    pub async fn shutdown(self) {
-        self.supervisor.abort();
+    /// Stops every task and waits until they have stopped.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.supervisor).await;
     }
 
     /// Waits until a task ends (which it only does on failure); returns its name.
@@ -207,11 +212,19 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         });
     }
     let (died_tx, died_rx) = watch::channel(None);
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let supervisor = {
         let health = health.clone();
         tokio::spawn(async move {
             // Dropping the set (when this task is aborted) aborts every task.
-            let name = match tasks.join_next().await {
+            let ended = tokio::select! {
+                ended = tasks.join_next() => ended,
+                _ = &mut stop_rx => {
+                    tasks.shutdown().await;
+                    return;
+                }
+            };
+            let name = match ended {
                 Some(Ok(name)) => name,
                 Some(Err(_)) => "a task that panicked",
                 None => return,
@@ -228,6 +241,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         http_addr,
         ready: ready_rx,
         died: died_rx,
+        stop: Some(stop_tx),
         supervisor,
     })
 }
