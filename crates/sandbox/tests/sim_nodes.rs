@@ -329,6 +329,62 @@ async fn partition_then_unreachable_taint_eviction_and_heal() {
     );
 }
 
+/// (status, lastTransitionTime in seconds since the cluster's start) of a pod condition.
+fn transition(pod: &Pod, kind: &str) -> Option<(String, i64)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| {
+            let t = c
+                .last_transition_time
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
+            (c.status.clone(), t - START)
+        })
+}
+
+/// Two writers of Ready (B5, B7): the node lifecycle controller sets it False with its
+/// own time when the node stops reporting; once the node is back its kubelet writes
+/// its cached True with the kubelet's own, older time, because the status manager
+/// computes condition times against its cache and not against the API.
+#[tokio::test]
+async fn after_a_partition_the_kubelet_writes_its_cached_ready_time_over_the_controllers() {
+    let sim = cluster(1).await;
+    let mut p = pod("two", "Always", &[], &[c("app", "forever")]);
+    p["spec"]["nodeName"] = json!("node-0");
+    create(&sim, p).await;
+    advance(&sim, 5);
+    let before = get(&sim, "two").await;
+    let (status, first) = transition(&before, "Ready").expect("Ready");
+    assert_eq!(status, "True");
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("fault");
+    advance(&sim, 60);
+    let marked = get(&sim, "two").await;
+    let (status, by_controller) = transition(&marked, "Ready").expect("Ready");
+    assert_eq!(status, "False", "NodeNotReady");
+    assert!(by_controller > first + 40, "the controller's own time");
+    assert_eq!(
+        transition(&marked, "ContainersReady"),
+        Some(("True".into(), first))
+    );
+    sim.apply_fault("node-0", NodeFault::Heal).expect("heal");
+    advance(&sim, 1);
+    let after = get(&sim, "two").await;
+    assert_eq!(
+        transition(&after, "Ready"),
+        Some(("True".into(), first)),
+        "the kubelet's cached time, older than the controller's ({by_controller})"
+    );
+    assert_eq!(
+        transition(&after, "ContainersReady"),
+        Some(("True".into(), first))
+    );
+}
+
 #[tokio::test]
 async fn a_toleration_without_seconds_never_expires() {
     let sim = cluster(1).await;

@@ -288,7 +288,7 @@ impl Kubelet {
             start: jiff::Timestamp::from_second(start.as_second()).unwrap_or(start),
             host_ip,
             pod_ip,
-            api_conds: pod::api_conditions(&pod),
+            conds: pod::api_conditions(&pod),
             initialized: false,
             init_failed: false,
             end: None,
@@ -296,6 +296,7 @@ impl Kubelet {
             delete_sent: false,
             frozen: false,
             changed: true,
+            unsent: false,
             written_terminal: None,
             generation: 0,
             wake: None,
@@ -423,8 +424,11 @@ impl Kubelet {
         self.run(sh, id, force_talk);
     }
 
-    /// The node is back: catch up on what changed meanwhile, write every pod's
-    /// current status, admit pods bound while it was away.
+    /// The node is back: catch up on what changed meanwhile, write every pod's latest
+    /// cached status (only the latest: what was computed meanwhile is coalesced, and
+    /// its condition times are the kubelet's own, whatever the node lifecycle
+    /// controller wrote meanwhile, as upstream's status manager reconciles), admit pods
+    /// bound while it was away.
     fn heal(&mut self, sh: &mut World, node: &str, ids: Vec<u64>) {
         for id in ids {
             let Some(st) = self.pods.get_mut(&id) else {
@@ -436,10 +440,7 @@ impl Kubelet {
                 self.forget(id);
                 continue;
             };
-            if let Ok(api) = obj.decode::<Pod>() {
-                st.api_conds = pod::api_conditions(&api);
-            }
-            st.changed = true;
+            st.unsent = true;
             self.update(sh, id, &obj);
             self.run(sh, id, false);
         }

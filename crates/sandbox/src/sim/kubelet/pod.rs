@@ -100,9 +100,13 @@ pub struct PodState {
     pub start: Timestamp,
     pub host_ip: [u8; 4],
     pub pod_ip: [u8; 4],
-    /// The kubelet-owned conditions as the API has them: (status, lastTransitionTime
-    /// in seconds).
-    pub api_conds: [Option<(bool, i64)>; 4],
+    /// The kubelet's cached status of its own conditions, (status, lastTransitionTime
+    /// in seconds), as upstream's status manager keeps it (B3): first read from the API
+    /// when the pod is admitted, then updated with every status the kubelet computes,
+    /// whether or not the API server can be reached. A condition's time moves only when
+    /// its status changes against this cache, never against the API's copy (which the
+    /// node lifecycle controller also writes).
+    pub conds: [Option<(bool, i64)>; 4],
     pub gates_ok: bool,
     pub initialized: bool,
     pub init_failed: bool,
@@ -112,8 +116,12 @@ pub struct PodState {
     /// A faulty write was injected: the kubelet writes nothing more for this pod but
     /// its final delete.
     pub frozen: bool,
-    /// Something changed that is not written yet.
+    /// The state changed since the cached status was last computed.
     pub changed: bool,
+    /// The cached status is not written yet (the node could not talk, or the API may
+    /// differ from it): the next write sends the latest cached status only, so states
+    /// computed meanwhile are coalesced.
+    pub unsent: bool,
     /// The terminal phase written, if any (never moved back).
     pub written_terminal: Option<PodPhase>,
     /// Timer generation and when the live timer fires.
@@ -486,41 +494,52 @@ impl PodState {
         }
     }
 
-    /// The status this kubelet reports for the current state (conditions keep their
-    /// lastTransitionTime while their status stays), to merge into the stored one
-    /// with [`merge_status`].
-    fn status_report(&self, now: Timestamp) -> (Value, [Option<(bool, i64)>; 4], PodPhase) {
-        let phase = self.phase();
-        let conds = status::conditions(
+    /// The four kubelet-owned conditions of the current state.
+    fn conditions(&self) -> [status::Cond; 4] {
+        status::conditions(
             &self.plan,
             &self.ctrs,
             self.initialized,
             self.gates_ok,
-            phase,
-        );
-        let mut api = self.api_conds;
-        let mut list = Vec::with_capacity(5);
-        for (k, c) in conds.iter().enumerate() {
-            let time = match self.api_conds[k] {
+            self.phase(),
+        )
+    }
+
+    /// Folds the current state into the cached conditions (upstream
+    /// `updateStatusInternal` and `updateLastTransitionTime`): a condition keeps its
+    /// cached lastTransitionTime while its status stays, and gets `now` when it changes.
+    fn cache_conditions(&mut self, now: Timestamp) {
+        for (k, c) in self.conditions().iter().enumerate() {
+            let time = match self.conds[k] {
                 Some((s, t)) if s == c.status => t,
                 _ => now.as_second(),
             };
-            api[k] = Some((c.status, time));
+            self.conds[k] = Some((c.status, time));
+        }
+    }
+
+    /// The status this kubelet reports for the current state, its conditions with the
+    /// cached lastTransitionTime, to merge into the stored one with [`merge_status`].
+    fn status_report(&self, now: Timestamp) -> (Value, PodPhase) {
+        let phase = self.phase();
+        let conds = self.conditions();
+        let mut list = Vec::with_capacity(5);
+        for (k, c) in conds.iter().enumerate() {
+            let time = match self.conds[k] {
+                Some((s, t)) if s == c.status => t,
+                _ => now.as_second(),
+            };
             let mut v = object([
                 ("type", CONDITIONS[k].into()),
                 ("status", if c.status { "True" } else { "False" }.into()),
                 ("lastProbeTime", Value::Null),
                 ("lastTransitionTime", format_second(time).into()),
             ]);
-            // A merge keeps fields the patch leaves out: clear a stale reason/message.
-            let known = self.api_conds[k].is_some();
+            // A merge keeps fields the patch leaves out: clear a stale reason/message
+            // (a null member of a condition new to the API is dropped by the merge).
             if let Some(m) = v.as_object_mut() {
-                if c.reason.is_some() || known {
-                    m.insert("reason".into(), c.reason.into());
-                }
-                if c.message.is_some() || known {
-                    m.insert("message".into(), c.message.clone().into());
-                }
+                m.insert("reason".into(), c.reason.into());
+                m.insert("message".into(), c.message.clone().into());
             }
             list.push(v);
         }
@@ -577,17 +596,26 @@ impl PodState {
             st["initContainerStatuses"] = statuses(0..self.plan.first_app);
         }
         st["containerStatuses"] = statuses(self.plan.apps());
-        (st, api, phase)
+        (st, phase)
     }
 
-    /// Writes the status if something changed and the node can talk; then, for a
-    /// deleted pod whose containers all stopped, the final delete.
+    /// Caches the status if something changed (reachable or not), writes the latest
+    /// cached status if the node can talk; then, for a deleted pod whose containers all
+    /// stopped, the final delete.
     pub fn flush(&mut self, cx: &mut Cx<'_>) {
+        if self.frozen {
+            self.changed = false;
+            self.unsent = false;
+        } else if self.changed {
+            self.cache_conditions(cx.now);
+            self.changed = false;
+            self.unsent = true;
+        }
         if !cx.talk {
             return;
         }
-        if self.changed && !self.frozen {
-            let (report, api, phase) = self.status_report(cx.now);
+        if self.unsent {
+            let (report, phase) = self.status_report(cx.now);
             let opts = WriteOptions {
                 subresource: Subresource::Status,
                 field_manager: Some("kubelet".into()),
@@ -614,15 +642,14 @@ impl PodState {
                 },
             ) {
                 Ok(_) => {
-                    self.changed = false;
-                    self.api_conds = api;
+                    self.unsent = false;
                     if phase.terminal() {
                         self.written_terminal = Some(phase);
                     }
                 }
                 Err(e) => {
                     tracing::debug!(pod = %self.name, error = %e, "kubelet status not written");
-                    self.changed = false;
+                    self.unsent = false;
                 }
             }
         }
