@@ -581,6 +581,111 @@ async fn out_of_service_removes_terminating_pods() {
     );
 }
 
+/// A pod bound to node-0 that tolerates every taint (so the taint manager never
+/// deletes it), Running and ready; then node-0 is partitioned for long enough for the
+/// node lifecycle controller to mark the pod NotReady, and a person deletes the pod.
+async fn terminating_on_a_lost_node(sim: &SimHandle, name: &str, finalizer: bool) -> Pod {
+    let mut p = pod(name, "Always", &[], &[c("app", "forever")]);
+    p["spec"]["nodeName"] = json!("node-0");
+    p["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    if finalizer {
+        p["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    }
+    create(sim, p).await;
+    advance(sim, 5);
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("fault");
+    advance(sim, 60);
+    let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
+    api.delete(name, &Default::default()).await.expect("delete");
+    advance(sim, 1);
+    let p = get(sim, name).await;
+    assert!(p.metadata.deletion_timestamp.is_some(), "Terminating");
+    assert_eq!(phase(&p), "Running");
+    assert_eq!(condition(&p, "Ready").map(|c| c.0), Some("False".into()));
+    assert_eq!(
+        condition(&p, "ContainersReady").map(|c| c.0),
+        Some("True".into())
+    );
+    p
+}
+
+/// PodGC's out-of-service path (B5, upstream `gcTerminating`): a terminating pod on a
+/// node that is not Ready and carries `node.kubernetes.io/out-of-service` is marked
+/// Failed by a write of the phase alone, then force-deleted. Ready and ContainersReady
+/// stay as the node lifecycle controller and the dead kubelet left them
+/// (ContainersReady True), and no DisruptionTarget is added: the legal move to Failed
+/// that terminal-phase-ready must not report.
+#[tokio::test]
+async fn podgc_fails_terminating_pods_of_an_out_of_service_node_by_their_phase_alone() {
+    let sim = cluster(1).await;
+    let before = terminating_on_a_lost_node(&sim, "fenced", false).await;
+    let mut changes = watch_pod(&sim, "fenced").await;
+    sim.apply_fault("node-0", NodeFault::OutOfService)
+        .expect("fault");
+    advance(&sim, 21);
+    assert!(try_get(&sim, "fenced").await.is_none(), "PodGC removed it");
+    let seen = collect_until_deleted(&mut changes).await;
+    let failed = match seen.as_slice() {
+        [WatchEvent::Modified(failed), WatchEvent::Deleted(_)] => failed.clone(),
+        other => panic!("one write, then the removal: {other:#?}"),
+    };
+    assert_eq!(phase(&failed), "Failed");
+    let without_phase = |p: &Pod| {
+        let mut s = serde_json::to_value(p.status.clone().expect("status")).expect("json");
+        s.as_object_mut().map(|m| m.remove("phase"));
+        s
+    };
+    assert_eq!(
+        without_phase(&failed),
+        without_phase(&before),
+        "PodGC writes the phase and nothing else"
+    );
+    assert_eq!(
+        condition(&failed, "ContainersReady").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(condition(&failed, "DisruptionTarget"), None);
+}
+
+/// A pod PodGC failed while its node was away, kept by a finalizer, stays Failed when
+/// the node comes back: the kubelet never moves a terminal API phase back (B1); it
+/// finishes the pod and reports its readiness False.
+#[tokio::test]
+async fn a_pod_failed_by_podgc_stays_failed_when_its_node_comes_back() {
+    let sim = cluster(1).await;
+    terminating_on_a_lost_node(&sim, "held", true).await;
+    sim.apply_fault("node-0", NodeFault::OutOfService)
+        .expect("fault");
+    advance(&sim, 21);
+    assert_eq!(
+        phase(&get(&sim, "held").await),
+        "Failed",
+        "kept by its finalizer"
+    );
+    let mut changes = watch_pod(&sim, "held").await;
+    sim.apply_fault("node-0", NodeFault::Heal).expect("heal");
+    advance(&sim, 5);
+    let seen: Vec<Pod> = collect_until_deleted(&mut changes)
+        .await
+        .into_iter()
+        .filter_map(|ev| match ev {
+            WatchEvent::Modified(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(!seen.is_empty(), "the kubelet writes when it is back");
+    for p in &seen {
+        assert_eq!(phase(p), "Failed", "{p:#?}");
+    }
+    let last = seen.last().expect("a version");
+    assert_eq!(condition(last, "Ready").map(|c| c.0), Some("False".into()));
+    assert_eq!(
+        condition(last, "ContainersReady").map(|c| c.0),
+        Some("False".into())
+    );
+}
+
 #[tokio::test]
 async fn memory_pressure_sets_the_condition_and_taint_until_healed() {
     let sim = cluster(2).await;

@@ -440,6 +440,16 @@ impl Kubelet {
                 self.forget(id);
                 continue;
             };
+            // PodGC may have failed it meanwhile (an out-of-service node): the kubelet
+            // never moves a terminal API phase back (upstream `generateAPIPodStatus`).
+            if st.written_terminal.is_none() {
+                st.written_terminal = match obj.field("status.phase").as_deref() {
+                    Some("Succeeded") => Some(status::PodPhase::Succeeded),
+                    Some("Failed") => Some(status::PodPhase::Failed),
+                    _ => None,
+                };
+            }
+            st.changed = true;
             st.unsent = true;
             self.update(sh, id, &obj);
             self.run(sh, id, false);

@@ -122,7 +122,8 @@ pub struct PodState {
     /// differ from it): the next write sends the latest cached status only, so states
     /// computed meanwhile are coalesced.
     pub unsent: bool,
-    /// The terminal phase written, if any (never moved back).
+    /// The terminal phase written, or found in the API when the node came back (never
+    /// moved back).
     pub written_terminal: Option<PodPhase>,
     /// Timer generation and when the live timer fires.
     pub generation: u64,
