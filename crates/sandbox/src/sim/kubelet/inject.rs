@@ -6,7 +6,7 @@
 //! | rule | needs | the write |
 //! |---|---|---|
 //! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
-//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
+//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its effective policy does not restart (an init container of an `Always` pod may run again: sandbox recreation) | that container running again |
 //! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates; if Failed, Ready or ContainersReady not already True | Ready and ContainersReady True, every container and sidecar ready |
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::api::object::format_time;
 
 use super::pod::PodState;
-use super::spec::Kind;
+use super::spec::{CtrSpec, Kind, Policy};
 
 type Why = String;
 
@@ -87,6 +87,16 @@ fn find(list: &[Value], name: &str) -> Option<usize> {
         .position(|s| s.get("name").and_then(Value::as_str) == Some(name))
 }
 
+/// Whether B7 rule 2 lets `spec`'s container run again after exiting with `exit`: its
+/// effective policy restarts that exit. A regular init container of an `Always` pod
+/// with no policy of its own takes the pod's: the kubelet runs it again when it
+/// recreates the pod sandbox, and the status manager accepts that (upstream
+/// `checkContainerStateTransition`), though it never restarts it after exit 0 otherwise.
+fn may_run_again(spec: &CtrSpec, pod: Policy, exit: i32) -> bool {
+    let sandbox_rerun = spec.kind == Kind::Init && spec.policy.is_none() && pod == Policy::Always;
+    sandbox_rerun || spec.should_restart(pod, exit)
+}
+
 /// The patch that breaks `rule` for this pod, or why it cannot.
 pub fn violating_patch(
     st: &PodState,
@@ -148,7 +158,7 @@ pub fn violating_patch(
                     .pointer("/state/terminated/exitCode")
                     .and_then(Value::as_i64);
                 if let Some(exit) = exit.and_then(|e| i32::try_from(e).ok())
-                    && !spec.should_restart(plan.policy, exit)
+                    && !may_run_again(spec, plan.policy, exit)
                 {
                     found = Some((key, list.clone(), i));
                     break;
