@@ -265,6 +265,10 @@ fn seeded_pods() -> Vec<(&'static str, &'static str, Value)> {
         p["spec"]["nodeName"] = json!("node-0");
         p
     };
+    let nowhere = |mut p: Value| {
+        p["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": "nowhere"});
+        p
+    };
     vec![
         (
             "terminal-phase-regression",
@@ -321,6 +325,16 @@ fn seeded_pods() -> Vec<(&'static str, &'static str, Value)> {
                 &[c("app", "run=1s exit=1")],
             )),
         ),
+        (
+            "start-time-changed",
+            "inj-start",
+            on(pod("inj-start", "Always", &[], &[c("app", "forever")])),
+        ),
+        (
+            "running-unbound",
+            "inj-unbound",
+            nowhere(pod("inj-unbound", "Always", &[], &[c("app", "forever")])),
+        ),
     ]
 }
 
@@ -335,12 +349,21 @@ async fn injections_are_exactly_what_the_auditor_reports() {
     advance(&sim, 30);
     rec.drain();
     // Not every state carries every rule.
-    match sim.inject("default", "inj-ready", "terminal-phase-regression") {
-        Err(SimError::CannotInject { why, .. }) => {
-            assert!(why.contains("Succeeded or Failed"), "{why}")
-        }
+    let refused = |name: &str, rule: &str, want: &str| match sim.inject("default", name, rule) {
+        Err(SimError::CannotInject { why, .. }) => assert!(why.contains(want), "{why}"),
         other => panic!("expected CannotInject, got {other:?}"),
-    }
+    };
+    refused(
+        "inj-ready",
+        "terminal-phase-regression",
+        "Succeeded or Failed",
+    );
+    refused("inj-ready", "running-unbound", "bound to no node");
+    refused(
+        "inj-unbound",
+        "start-time-changed",
+        "no kubelet runs this pod",
+    );
     for (rule, name, _) in &seeded {
         sim.inject("default", name, rule)
             .unwrap_or_else(|e| panic!("{rule} into {name}: {e}"));

@@ -164,6 +164,14 @@ impl Kubelet {
             rule: rule.to_string(),
             why,
         };
+        if rule == "running-unbound" {
+            // No kubelet runs an unbound pod: a faulty one writes to it by name.
+            let api: Pod = pod
+                .decode()
+                .map_err(|e| cannot(format!("the pod cannot be decoded: {e}")))?;
+            let patch = inject::unbound_patch(&api, sh.now()).map_err(cannot)?;
+            return write_injected(sh, pod, patch);
+        }
         let Some(id) = self.by_uid.get(&pod.uid).copied() else {
             return Err(cannot(
                 "no kubelet runs this pod (not bound, or its node is down)".into(),
@@ -182,19 +190,7 @@ impl Kubelet {
             .decode()
             .map_err(|e| cannot(format!("the pod cannot be decoded: {e}")))?;
         let patch = inject::violating_patch(st, &api, rule, sh.now()).map_err(cannot)?;
-        let opts = crate::api::WriteOptions {
-            subresource: crate::api::Subresource::Status,
-            field_manager: Some("kubelet".into()),
-            ..Default::default()
-        };
-        let pods = sh.apis.pods.clone();
-        sh.store.patch(
-            &pods,
-            Some(&pod.namespace),
-            &pod.name,
-            &crate::api::Patch::Strategic(patch),
-            &opts,
-        )?;
+        write_injected(sh, pod, patch)?;
         st.frozen = true;
         st.generation += 1;
         st.wake = None;
@@ -469,6 +465,27 @@ impl Kubelet {
             }
         }
     }
+}
+
+/// A faulty kubelet's status patch (strategic merge, field manager `kubelet`).
+fn write_injected(
+    sh: &World,
+    pod: &StoredObject,
+    patch: serde_json::Value,
+) -> Result<(), SimError> {
+    let opts = crate::api::WriteOptions {
+        subresource: crate::api::Subresource::Status,
+        field_manager: Some("kubelet".into()),
+        ..Default::default()
+    };
+    sh.store.patch(
+        &sh.apis.pods,
+        Some(&pod.namespace),
+        &pod.name,
+        &crate::api::Patch::Strategic(patch),
+        &opts,
+    )?;
+    Ok(())
 }
 
 /// The (type, status) of every condition of a stored pod, without decoding the rest.
