@@ -4,11 +4,23 @@
 //! manager `kubelet`, a final delete with grace 0), following SEMANTICS.md A4-A6 and
 //! B1-B6. This is an implementation independent of the auditor's model.
 //!
+//! Status manager (B3): every status the kubelet computes goes to its per-pod cache
+//! first, whether or not the node can reach the API server; condition
+//! lastTransitionTimes move against that cache, never against the API's copy. A
+//! partitioned node writes nothing; when it heals, each pod's latest cached status is
+//! written once, so states computed meanwhile are coalesced (Ready True -> False ->
+//! True reaches the API as True(t1) -> True(t3)), and a Ready the node lifecycle
+//! controller set False meanwhile is overwritten with the kubelet's cached condition
+//! and its own, older time (the two writers of Ready). A terminal phase found in the
+//! API on heal (PodGC failed the pod) is kept.
+//!
 //! Faulty-kubelet mode ([`Kubelet::inject`]): one status write that breaks one rule of
-//! B7. The pod must already be in a state that can carry the rule (else
-//! `CannotInject` says what is missing); after an injection the kubelet writes nothing
-//! more for that pod except its final delete, so the injected write is the only
-//! definite violation for it.
+//! B7 (see `inject` for each rule's write). The pod must already be in a state that can
+//! carry the rule (else `CannotInject` says what is missing); after an injection the
+//! kubelet writes nothing more for that pod except its final delete, so the injected
+//! write is the only definite violation for it. `running-unbound` goes to a pod no
+//! kubelet runs (bound to no node), written by name as a kubelet would for a pod of
+//! that name it ran before.
 //!
 //! Bounds: per pod, the parsed spec (containers, policies, scripts) and a few words per
 //! container, freed when the pod is deleted; the whole Pod is decoded once per uid (on
