@@ -506,11 +506,12 @@ impl PodState {
         )
     }
 
-    /// Folds the current state into the cached conditions (upstream
-    /// `updateStatusInternal` and `updateLastTransitionTime`): a condition keeps its
-    /// cached lastTransitionTime while its status stays, and gets `now` when it changes.
-    fn cache_conditions(&mut self, now: Timestamp) {
-        for (k, c) in self.conditions().iter().enumerate() {
+    /// Folds `conds`, computed from the current state, into the cached conditions
+    /// (upstream `updateStatusInternal` and `updateLastTransitionTime`): a condition
+    /// keeps its cached lastTransitionTime while its status stays, and gets `now` when
+    /// it changes.
+    fn cache_conditions(&mut self, conds: &[status::Cond; 4], now: Timestamp) {
+        for (k, c) in conds.iter().enumerate() {
             let time = match self.conds[k] {
                 Some((s, t)) if s == c.status => t,
                 _ => now.as_second(),
@@ -519,11 +520,11 @@ impl PodState {
         }
     }
 
-    /// The status this kubelet reports for the current state, its conditions with the
-    /// cached lastTransitionTime, to merge into the stored one with [`merge_status`].
-    fn status_report(&self, now: Timestamp) -> (Value, PodPhase) {
+    /// The status this kubelet reports for the current state (`conds`: its conditions),
+    /// each condition with its cached lastTransitionTime, to merge into the stored one
+    /// with [`merge_status`].
+    fn status_report(&self, conds: &[status::Cond; 4], now: Timestamp) -> (Value, PodPhase) {
         let phase = self.phase();
-        let conds = self.conditions();
         let mut list = Vec::with_capacity(5);
         for (k, c) in conds.iter().enumerate() {
             let time = match self.conds[k] {
@@ -604,11 +605,14 @@ impl PodState {
     /// cached status if the node can talk; then, for a deleted pod whose containers all
     /// stopped, the final delete.
     pub fn flush(&mut self, cx: &mut Cx<'_>) {
+        let mut conds = None;
         if self.frozen {
             self.changed = false;
             self.unsent = false;
         } else if self.changed {
-            self.cache_conditions(cx.now);
+            let computed = self.conditions();
+            self.cache_conditions(&computed, cx.now);
+            conds = Some(computed);
             self.changed = false;
             self.unsent = true;
         }
@@ -616,7 +620,8 @@ impl PodState {
             return;
         }
         if self.unsent {
-            let (report, phase) = self.status_report(cx.now);
+            let conds = conds.unwrap_or_else(|| self.conditions());
+            let (report, phase) = self.status_report(&conds, cx.now);
             let opts = WriteOptions {
                 subresource: Subresource::Status,
                 field_manager: Some("kubelet".into()),
@@ -637,7 +642,7 @@ impl PodState {
                     // A retry after a lost race merges a copy (rare).
                     let report = report
                         .take()
-                        .unwrap_or_else(|| self.status_report(cx.now).0);
+                        .unwrap_or_else(|| self.status_report(&conds, cx.now).0);
                     merge_status(view, report);
                     Ok(())
                 },
