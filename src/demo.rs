@@ -277,11 +277,11 @@ async fn play(
     }
     let mut victims = Vec::new();
     for rule in VIOLATION_RULES {
-        let (policy, script) = victim(rule);
+        let victim = victim(rule);
         for i in 0..=rng.below(2) {
             let name = format!("inject-{rule}-{i}");
             let node = if rng.chance(0.5) { "node-0" } else { "node-1" };
-            create(&pods, pod(&name, policy, script, node)).await?;
+            create(&pods, victim.pod(&name, node)).await?;
             victims.push((rule, name));
             created += 1;
         }
@@ -394,15 +394,42 @@ impl Progress {
     }
 }
 
-/// The restart policy and container script of a pod in the state each injection needs
-/// (see the simulator's injection table).
-pub fn victim(rule: &str) -> (&'static str, &'static str) {
-    match rule {
+/// A pod in the state an injection needs (see the simulator's injection table).
+#[derive(Debug, Clone, Copy)]
+pub struct Victim {
+    pub restart_policy: &'static str,
+    pub script: &'static str,
+    /// The rule needs a pod bound to no node: it asks for a node that does not exist.
+    pub unschedulable: bool,
+}
+
+/// No node has this hostname: a pod that asks for it stays unscheduled.
+pub const NO_SUCH_NODE: &str = "no-such-node";
+
+pub fn victim(rule: &str) -> Victim {
+    let (restart_policy, script) = match rule {
         "terminal-phase-regression" | "terminal-phase-ready" => ("Never", "run=2s exit=0"),
         "restart-against-policy" => ("Never", "run=2s exit=1"),
         // Crash-looping: restarted by the time the writes come.
         "restart-count-decreased" => ("Always", "run=1s exit=1"),
         _ => ("Always", "forever"),
+    };
+    Victim {
+        restart_policy,
+        script,
+        unschedulable: rule == "running-unbound",
+    }
+}
+
+impl Victim {
+    /// The victim as a pod named `name`, on `node` unless it must stay unscheduled.
+    pub fn pod(&self, name: &str, node: &str) -> Value {
+        let node = if self.unschedulable {
+            NO_SUCH_NODE
+        } else {
+            node
+        };
+        pod(name, self.restart_policy, self.script, node)
     }
 }
 

@@ -355,7 +355,7 @@ async fn demo_events(client: &Client) -> Option<Vec<(String, String)>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly_once() {
-    use podwarden::demo::{NAMESPACE, install, pod, victim};
+    use podwarden::demo::{NAMESPACE, install, victim};
     use podwarden_sandbox::api::FaultConfig;
     use podwarden_sandbox::sim::VIOLATION_RULES;
 
@@ -365,13 +365,12 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
     let ctrl = start(&client).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
     for rule in VIOLATION_RULES {
-        let (policy, script) = victim(rule);
         let node = if rule.len() % 2 == 0 {
             "node-0"
         } else {
             "node-1"
         };
-        let p = pod(&format!("inject-{rule}"), policy, script, node);
+        let p = victim(rule).pod(&format!("inject-{rule}"), node);
         pods.create(
             &PostParams::default(),
             &serde_json::from_value(p).expect("pod"),

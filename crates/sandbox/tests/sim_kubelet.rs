@@ -700,3 +700,99 @@ async fn a_pod_found_by_a_new_kubelet_fails_and_keeps_its_restart_counts() {
     );
     assert!(state_word(&cstatus(&p, "app")).starts_with("terminated"));
 }
+
+/// Every version of pod `name` the API stored since `watch` started, oldest first.
+fn versions(watch: &mut podwarden_sandbox::api::Watch, name: &str) -> Vec<Pod> {
+    let mut out = Vec::new();
+    while let Some(ev) = watch.try_next() {
+        if let Some(obj) = ev.object().filter(|o| o.name == name) {
+            out.push(obj.decode().expect("pod"));
+        }
+    }
+    out
+}
+
+/// A watch of the pods' changes from now on (the current ones it starts with are
+/// skipped).
+fn pod_watch(sim: &SimHandle) -> podwarden_sandbox::api::Watch {
+    let rt = sim.store().resource("", "v1", "pods").expect("pods");
+    let mut watch = sim
+        .store()
+        .watch(&rt, Some("default"), &Default::default())
+        .expect("watch");
+    while watch.try_next().is_some() {}
+    watch
+}
+
+/// (status, lastTransitionTime in seconds since the cluster's start) of a condition.
+fn transition(pod: &Pod, kind: &str) -> Option<(String, i64)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| {
+            let t = c
+                .last_transition_time
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
+            (c.status.clone(), t - START)
+        })
+}
+
+/// The status manager caches every status the kubelet computes and, once the API
+/// server answers again, writes only the latest (B3): a container that fails and is
+/// ready again while its node is cut off never shows as not ready in the API, and
+/// Ready/ContainersReady go True -> True with the time of the kubelet's own flip back
+/// (the legal cause of condition-time-churn).
+#[tokio::test]
+async fn statuses_computed_during_a_partition_are_coalesced_with_the_kubelets_times() {
+    let sim = cluster(1).await;
+    // Starts at 1 s, ready at 2 s; fails at 11 s, restarts at once, ready at 12 s.
+    create(
+        &sim,
+        bound(pod(
+            "flip",
+            "Always",
+            &[],
+            &[c("app", "run=10s exit=1; forever")],
+        )),
+    )
+    .await;
+    advance(&sim, 5);
+    let before = get(&sim, "flip").await;
+    assert_eq!(transition(&before, "Ready"), Some(("True".into(), 2)));
+    assert_eq!(
+        transition(&before, "ContainersReady"),
+        Some(("True".into(), 2))
+    );
+    let mut watch = pod_watch(&sim);
+    sim.apply_fault(NODE, NodeFault::Partition).unwrap();
+    advance(&sim, 15);
+    assert!(
+        versions(&mut watch, "flip").is_empty(),
+        "nothing reaches the API server from a partitioned node"
+    );
+    sim.apply_fault(NODE, NodeFault::Heal).unwrap();
+    advance(&sim, 1);
+    let seen = versions(&mut watch, "flip");
+    assert_eq!(seen.len(), 1, "one write of the latest status: {seen:#?}");
+    let after = &seen[0];
+    assert_eq!(restarts(after, "app"), 1, "the restart happened meanwhile");
+    assert_eq!(state_word(&cstatus(after, "app")), "running");
+    assert_eq!(
+        transition(after, "Ready"),
+        Some(("True".into(), 12)),
+        "the kubelet's time of its flip back, not the heal's (20 s) nor the first (2 s)"
+    );
+    assert_eq!(
+        transition(after, "ContainersReady"),
+        Some(("True".into(), 12))
+    );
+    assert_eq!(
+        before.status.as_ref().and_then(|s| s.start_time.clone()),
+        after.status.as_ref().and_then(|s| s.start_time.clone()),
+        "startTime kept"
+    );
+}

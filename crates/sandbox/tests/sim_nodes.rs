@@ -329,6 +329,62 @@ async fn partition_then_unreachable_taint_eviction_and_heal() {
     );
 }
 
+/// (status, lastTransitionTime in seconds since the cluster's start) of a pod condition.
+fn transition(pod: &Pod, kind: &str) -> Option<(String, i64)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| {
+            let t = c
+                .last_transition_time
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
+            (c.status.clone(), t - START)
+        })
+}
+
+/// Two writers of Ready (B5, B7): the node lifecycle controller sets it False with its
+/// own time when the node stops reporting; once the node is back its kubelet writes
+/// its cached True with the kubelet's own, older time, because the status manager
+/// computes condition times against its cache and not against the API.
+#[tokio::test]
+async fn after_a_partition_the_kubelet_writes_its_cached_ready_time_over_the_controllers() {
+    let sim = cluster(1).await;
+    let mut p = pod("two", "Always", &[], &[c("app", "forever")]);
+    p["spec"]["nodeName"] = json!("node-0");
+    create(&sim, p).await;
+    advance(&sim, 5);
+    let before = get(&sim, "two").await;
+    let (status, first) = transition(&before, "Ready").expect("Ready");
+    assert_eq!(status, "True");
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("fault");
+    advance(&sim, 60);
+    let marked = get(&sim, "two").await;
+    let (status, by_controller) = transition(&marked, "Ready").expect("Ready");
+    assert_eq!(status, "False", "NodeNotReady");
+    assert!(by_controller > first + 40, "the controller's own time");
+    assert_eq!(
+        transition(&marked, "ContainersReady"),
+        Some(("True".into(), first))
+    );
+    sim.apply_fault("node-0", NodeFault::Heal).expect("heal");
+    advance(&sim, 1);
+    let after = get(&sim, "two").await;
+    assert_eq!(
+        transition(&after, "Ready"),
+        Some(("True".into(), first)),
+        "the kubelet's cached time, older than the controller's ({by_controller})"
+    );
+    assert_eq!(
+        transition(&after, "ContainersReady"),
+        Some(("True".into(), first))
+    );
+}
+
 #[tokio::test]
 async fn a_toleration_without_seconds_never_expires() {
     let sim = cluster(1).await;
@@ -421,6 +477,23 @@ async fn watch_pod(sim: &SimHandle, name: &str) -> (String, Watch) {
         )
         .expect("watch");
     (name.to_string(), watch)
+}
+
+/// Every change of the watched pod the store has committed so far.
+fn changes_so_far((name, watch): &mut (String, Watch)) -> Vec<WatchEvent<Pod>> {
+    let mut out = Vec::new();
+    while let Some(ev) = watch.try_next() {
+        let Some(o) = ev.object().filter(|o| o.name == *name) else {
+            continue;
+        };
+        let pod: Pod = o.decode().expect("a stored pod decodes");
+        out.push(match ev {
+            StoreEvent::Deleted(_) => WatchEvent::Deleted(pod),
+            StoreEvent::Added(_) => WatchEvent::Added(pod),
+            _ => WatchEvent::Modified(pod),
+        });
+    }
+    out
 }
 
 /// Every change of the watched pod up to its deletion, advancing the stepped clock one
@@ -538,6 +611,111 @@ async fn out_of_service_removes_terminating_pods() {
         seen.iter()
             .any(|ev| matches!(ev, WatchEvent::Modified(p) if phase(p) == "Failed")),
         "marked Failed before removal: {seen:?}"
+    );
+}
+
+/// A pod bound to node-0 that tolerates every taint (so the taint manager never
+/// deletes it), Running and ready; then node-0 is partitioned for long enough for the
+/// node lifecycle controller to mark the pod NotReady, and a person deletes the pod.
+async fn terminating_on_a_lost_node(sim: &SimHandle, name: &str, finalizer: bool) -> Pod {
+    let mut p = pod(name, "Always", &[], &[c("app", "forever")]);
+    p["spec"]["nodeName"] = json!("node-0");
+    p["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    if finalizer {
+        p["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    }
+    create(sim, p).await;
+    advance(sim, 5);
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("fault");
+    advance(sim, 60);
+    let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
+    api.delete(name, &Default::default()).await.expect("delete");
+    advance(sim, 1);
+    let p = get(sim, name).await;
+    assert!(p.metadata.deletion_timestamp.is_some(), "Terminating");
+    assert_eq!(phase(&p), "Running");
+    assert_eq!(condition(&p, "Ready").map(|c| c.0), Some("False".into()));
+    assert_eq!(
+        condition(&p, "ContainersReady").map(|c| c.0),
+        Some("True".into())
+    );
+    p
+}
+
+/// PodGC's out-of-service path (B5, upstream `gcTerminating`): a terminating pod on a
+/// node that is not Ready and carries `node.kubernetes.io/out-of-service` is marked
+/// Failed by a write of the phase alone, then force-deleted. Ready and ContainersReady
+/// stay as the node lifecycle controller and the dead kubelet left them
+/// (ContainersReady True), and no DisruptionTarget is added: the legal move to Failed
+/// that terminal-phase-ready must not report.
+#[tokio::test]
+async fn podgc_fails_terminating_pods_of_an_out_of_service_node_by_their_phase_alone() {
+    let sim = cluster(1).await;
+    let before = terminating_on_a_lost_node(&sim, "fenced", false).await;
+    let mut changes = watch_pod(&sim, "fenced").await;
+    sim.apply_fault("node-0", NodeFault::OutOfService)
+        .expect("fault");
+    advance(&sim, 21);
+    assert!(try_get(&sim, "fenced").await.is_none(), "PodGC removed it");
+    let seen = changes_until_deleted(&sim, &mut changes, 60);
+    let failed = match seen.as_slice() {
+        [WatchEvent::Modified(failed), WatchEvent::Deleted(_)] => failed.clone(),
+        other => panic!("one write, then the removal: {other:#?}"),
+    };
+    assert_eq!(phase(&failed), "Failed");
+    let without_phase = |p: &Pod| {
+        let mut s = serde_json::to_value(p.status.clone().expect("status")).expect("json");
+        s.as_object_mut().map(|m| m.remove("phase"));
+        s
+    };
+    assert_eq!(
+        without_phase(&failed),
+        without_phase(&before),
+        "PodGC writes the phase and nothing else"
+    );
+    assert_eq!(
+        condition(&failed, "ContainersReady").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(condition(&failed, "DisruptionTarget"), None);
+}
+
+/// A pod PodGC failed while its node was away, kept by a finalizer, stays Failed when
+/// the node comes back: the kubelet never moves a terminal API phase back (B1); it
+/// finishes the pod and reports its readiness False.
+#[tokio::test]
+async fn a_pod_failed_by_podgc_stays_failed_when_its_node_comes_back() {
+    let sim = cluster(1).await;
+    terminating_on_a_lost_node(&sim, "held", true).await;
+    sim.apply_fault("node-0", NodeFault::OutOfService)
+        .expect("fault");
+    advance(&sim, 21);
+    assert_eq!(
+        phase(&get(&sim, "held").await),
+        "Failed",
+        "kept by its finalizer"
+    );
+    let mut changes = watch_pod(&sim, "held").await;
+    sim.apply_fault("node-0", NodeFault::Heal).expect("heal");
+    advance(&sim, 5);
+    // Kept by its finalizer: every change so far, not a deletion.
+    let seen: Vec<Pod> = changes_so_far(&mut changes)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            WatchEvent::Modified(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert!(!seen.is_empty(), "the kubelet writes when it is back");
+    for p in &seen {
+        assert_eq!(phase(p), "Failed", "{p:#?}");
+    }
+    let last = seen.last().expect("a version");
+    assert_eq!(condition(last, "Ready").map(|c| c.0), Some("False".into()));
+    assert_eq!(
+        condition(last, "ContainersReady").map(|c| c.0),
+        Some("False".into())
     );
 }
 

@@ -4,9 +4,9 @@
 /// `--terminated-pod-gc-threshold`).
 pub const TERMINATED_THRESHOLD: usize = 12_500;
 
-/// The rule ids a faulty kubelet can be told to break (definite violations; not yet
-/// start-time-changed and running-unbound).
-pub const VIOLATION_RULES: [&str; 7] = [
+/// The rule ids a faulty kubelet can be told to break: every definite violation of
+/// SEMANTICS.md B7.
+pub const VIOLATION_RULES: [&str; 9] = [
     "terminal-phase-regression",
     "restart-against-policy",
     "terminal-phase-ready",
@@ -14,6 +14,8 @@ pub const VIOLATION_RULES: [&str; 7] = [
     "containers-ready-mismatch",
     "succeeded-with-failed-container",
     "restart-count-decreased",
+    "start-time-changed",
+    "running-unbound",
 ];
 
 /// What every simulated node offers.

@@ -5,6 +5,15 @@
 //! and faulty-kubelet writes can be injected on demand, with a ground-truth log of every
 //! injection.
 //!
+//! It also produces the legal states that look like violations (B7), so the auditor's
+//! rules can be checked to stay silent on them: conditions whose lastTransitionTime
+//! moves without a status change (the kubelet's status manager coalesces what it
+//! computed while its node was partitioned, and writes its cached Ready over the node
+//! lifecycle controller's), and pods PodGC moves to Failed writing the phase alone
+//! (orphans of a deleted node; terminating pods on an `out-of-service` node), their
+//! Ready and ContainersReady left as the dead kubelet wrote them. Faulty writes can
+//! break every definite rule of B7 ([`VIOLATION_RULES`]).
+//!
 //! The simulated kubelet is an implementation of the documented behaviour independent
 //! of the auditor's model (the crate does not depend on `podwarden-model`), so the two check each
 //! other.
@@ -16,7 +25,7 @@
 //!   manager, PodGC;
 //! - [`driver`]: the simulation running beside the API server, its handle and the admin
 //!   endpoints;
-//! - [`clock`], [`rng`], [`recorder`], [`faults`]: simulated time, seeded randomness,
+//! - [`clock`], [`rng`], [`event_sink`], [`node_faults`]: simulated time, seeded randomness,
 //!   Events, node faults.
 
 pub mod clock;

@@ -2,8 +2,10 @@
 //! - orphaned pods, bound to a node that no longer exists (after a 40 s quarantine and
 //!   a check against the API): phase Failed (if not terminal) with DisruptionTarget
 //!   `DeletionByPodGC`, then deleted with grace 0;
-//! - terminating pods on nodes tainted `out-of-service` that are not Ready: phase
-//!   Failed, then deleted with grace 0;
+//! - terminating pods on nodes tainted `out-of-service` that are not Ready (upstream
+//!   `gcTerminating`): phase Failed and nothing else (no DisruptionTarget; Ready and
+//!   ContainersReady stay as the node lifecycle controller and the dead kubelet left
+//!   them, ContainersReady often True), then deleted with grace 0;
 //! - unscheduled terminating pods: deleted;
 //! - terminated pods above the threshold (kube-controller-manager's
 //!   `--terminated-pod-gc-threshold`, [`TERMINATED_THRESHOLD`] unless configured; 0

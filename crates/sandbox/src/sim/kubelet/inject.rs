@@ -6,24 +6,28 @@
 //! | rule | needs | the write |
 //! |---|---|---|
 //! | `terminal-phase-regression` | phase Succeeded or Failed | phase Running |
-//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its policy does not restart | that container running again |
+//! | `restart-against-policy` | a container (not a sidecar; an init container if the pod Succeeded) terminated with an exit its effective policy does not restart (an init container of an `Always` pod may run again: sandbox recreation) | that container running again |
 //! | `terminal-phase-ready` | phase Succeeded or Failed, no readiness gates; if Failed, Ready or ContainersReady not already True | Ready and ContainersReady True, every container and sidecar ready |
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
 //! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
 //! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
+//! | `start-time-changed` | `status.startTime` written | another startTime (now, as a kubelet that lost its state would) |
+//! | `running-unbound` | no `spec.nodeName`, a phase that is not terminal | phase Running, every container running (not ready) |
 //!
-//! Every rule also needs the kubelet's first status written and the node reachable.
-//! Conditions a write does not mean to flip keep their lastTransitionTime, so no
-//! other rule breaks.
+//! Every rule but `running-unbound` also needs the kubelet's first status written and
+//! the node reachable. `running-unbound` is written by a kubelet that does not run the
+//! pod: a status write by name, as a kubelet would send for a pod of that name it ran
+//! before, that lands on an unscheduled pod ([`unbound_patch`]). Conditions a write
+//! does not mean to flip keep their lastTransitionTime, so no other rule breaks.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use crate::api::object::format_time;
 
 use super::pod::PodState;
-use super::spec::Kind;
+use super::spec::{CtrSpec, Kind, Policy};
 
 type Why = String;
 
@@ -87,6 +91,16 @@ fn find(list: &[Value], name: &str) -> Option<usize> {
         .position(|s| s.get("name").and_then(Value::as_str) == Some(name))
 }
 
+/// Whether B7 rule 2 lets `spec`'s container run again after exiting with `exit`: its
+/// effective policy restarts that exit. A regular init container of an `Always` pod
+/// with no policy of its own takes the pod's: the kubelet runs it again when it
+/// recreates the pod sandbox, and the status manager accepts that (upstream
+/// `checkContainerStateTransition`), though it never restarts it after exit 0 otherwise.
+fn may_run_again(spec: &CtrSpec, pod: Policy, exit: i32) -> bool {
+    let sandbox_rerun = spec.kind == Kind::Init && spec.policy.is_none() && pod == Policy::Always;
+    sandbox_rerun || spec.should_restart(pod, exit)
+}
+
 /// The patch that breaks `rule` for this pod, or why it cannot.
 pub fn violating_patch(
     st: &PodState,
@@ -148,7 +162,7 @@ pub fn violating_patch(
                     .pointer("/state/terminated/exitCode")
                     .and_then(Value::as_i64);
                 if let Some(exit) = exit.and_then(|e| i32::try_from(e).ok())
-                    && !spec.should_restart(plan.policy, exit)
+                    && !may_run_again(spec, plan.policy, exit)
                 {
                     found = Some((key, list.clone(), i));
                     break;
@@ -264,7 +278,57 @@ pub fn violating_patch(
                 return Err("no container has restarted yet".into());
             }
         }
+        "start-time-changed" => {
+            let Some(was) = status.get("startTime").and_then(Value::as_str) else {
+                return Err("the kubelet has not written the pod's startTime yet".into());
+            };
+            let mut to = format_time(now);
+            if to == was {
+                to = format_time(
+                    now.saturating_add(SignedDuration::from_secs(1))
+                        .unwrap_or(now),
+                );
+            }
+            json!({"startTime": to})
+        }
+        "running-unbound" => {
+            return Err("the rule is written to a pod no kubelet runs (unbound_patch)".into());
+        }
         other => return Err(format!("unknown rule {other:?}")),
     };
     Ok(json!({ "status": patch }))
+}
+
+/// The `running-unbound` patch: a pod bound to no node, not terminal, gets phase Running
+/// and every regular container running (not ready, without a container ID: no runtime
+/// ever ran it), or why it cannot.
+pub fn unbound_patch(pod: &k8s_openapi::api::core::v1::Pod, now: Timestamp) -> Result<Value, Why> {
+    let spec = pod.spec.as_ref().ok_or("the pod has no spec")?;
+    if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        return Err(format!(
+            "the rule needs a pod bound to no node; it is bound to {node}"
+        ));
+    }
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    if matches!(phase, "Succeeded" | "Failed") {
+        return Err(format!(
+            "the rule needs a pod that is not terminal; it is {phase}"
+        ));
+    }
+    let running: Vec<Value> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image.clone().unwrap_or_default(), "imageID": "",
+                "ready": false, "restartCount": 0, "started": true,
+                "state": {"running": {"startedAt": format_time(now)}}, "lastState": {},
+            })
+        })
+        .collect();
+    Ok(json!({"status": {"phase": "Running", "containerStatuses": replace(running)}}))
 }

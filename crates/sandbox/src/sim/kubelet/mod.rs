@@ -4,11 +4,23 @@
 //! manager `kubelet`, a final delete with grace 0), following SEMANTICS.md A4-A6 and
 //! B1-B6. This is an implementation independent of the auditor's model.
 //!
+//! Status manager (B3): every status the kubelet computes goes to its per-pod cache
+//! first, whether or not the node can reach the API server; condition
+//! lastTransitionTimes move against that cache, never against the API's copy. A
+//! partitioned node writes nothing; when it heals, each pod's latest cached status is
+//! written once, so states computed meanwhile are coalesced (Ready True -> False ->
+//! True reaches the API as True(t1) -> True(t3)), and a Ready the node lifecycle
+//! controller set False meanwhile is overwritten with the kubelet's cached condition
+//! and its own, older time (the two writers of Ready). A terminal phase found in the
+//! API on heal (PodGC failed the pod) is kept.
+//!
 //! Faulty-kubelet mode ([`Kubelet::inject`]): one status write that breaks one rule of
-//! B7. The pod must already be in a state that can carry the rule (else
-//! `CannotInject` says what is missing); after an injection the kubelet writes nothing
-//! more for that pod except its final delete, so the injected write is the only
-//! definite violation for it.
+//! B7 (see `inject` for each rule's write). The pod must already be in a state that can
+//! carry the rule (else `CannotInject` says what is missing); after an injection the
+//! kubelet writes nothing more for that pod except its final delete, so the injected
+//! write is the only definite violation for it. `running-unbound` goes to a pod no
+//! kubelet runs (bound to no node), written by name as a kubelet would for a pod of
+//! that name it ran before.
 //!
 //! Bounds: per pod, the parsed spec (containers, policies, scripts) and a few words per
 //! container, freed when the pod is deleted; the whole Pod is decoded once per uid (on
@@ -165,6 +177,14 @@ impl Kubelet {
             rule: rule.to_string(),
             why,
         };
+        if rule == "running-unbound" {
+            // No kubelet runs an unbound pod: a faulty one writes to it by name.
+            let api: Pod = pod
+                .decode()
+                .map_err(|e| cannot(format!("the pod cannot be decoded: {e}")))?;
+            let patch = inject::unbound_patch(&api, sh.now()).map_err(cannot)?;
+            return write_injected(sh, pod, patch);
+        }
         let Some(id) = self.by_uid.get(&pod.uid).copied() else {
             return Err(cannot(
                 "no kubelet runs this pod (not bound, or its node is down)".into(),
@@ -183,19 +203,7 @@ impl Kubelet {
             .decode()
             .map_err(|e| cannot(format!("the pod cannot be decoded: {e}")))?;
         let patch = inject::violating_patch(st, &api, rule, sh.now()).map_err(cannot)?;
-        let opts = crate::api::WriteOptions {
-            subresource: crate::api::Subresource::Status,
-            field_manager: Some("kubelet".into()),
-            ..Default::default()
-        };
-        let pods = sh.apis.pods.clone();
-        sh.store.patch(
-            &pods,
-            Some(&pod.namespace),
-            &pod.name,
-            &crate::api::Patch::Strategic(patch),
-            &opts,
-        )?;
+        write_injected(sh, pod, patch)?;
         st.frozen = true;
         st.generation += 1;
         st.wake = None;
@@ -375,8 +383,11 @@ impl Kubelet {
         self.run(sh, id, force_talk);
     }
 
-    /// The node is back: catch up on what changed meanwhile, write every pod's
-    /// current status, admit pods bound while it was away.
+    /// The node is back: catch up on what changed meanwhile, write every pod's latest
+    /// cached status (only the latest: what was computed meanwhile is coalesced, and
+    /// its condition times are the kubelet's own, whatever the node lifecycle
+    /// controller wrote meanwhile, as upstream's status manager reconciles), admit pods
+    /// bound while it was away.
     fn heal(&mut self, sh: &mut World, node: &str, ids: Vec<u64>) {
         for id in ids {
             let Some(st) = self.pods.get_mut(&id) else {
@@ -388,10 +399,17 @@ impl Kubelet {
                 self.forget(id);
                 continue;
             };
-            if let Ok(api) = obj.decode::<Pod>() {
-                st.api_conds = report::api_conditions(&api);
+            // PodGC may have failed it meanwhile (an out-of-service node): the kubelet
+            // never moves a terminal API phase back (upstream `generateAPIPodStatus`).
+            if st.written_terminal.is_none() {
+                st.written_terminal = match obj.field("status.phase").as_deref() {
+                    Some("Succeeded") => Some(status::PodPhase::Succeeded),
+                    Some("Failed") => Some(status::PodPhase::Failed),
+                    _ => None,
+                };
             }
             st.changed = true;
+            st.unsent = true;
             self.update(sh, id, &obj);
             self.run(sh, id, false);
         }
@@ -410,6 +428,27 @@ impl Kubelet {
             }
         }
     }
+}
+
+/// A faulty kubelet's status patch (strategic merge, field manager `kubelet`).
+fn write_injected(
+    sh: &World,
+    pod: &StoredObject,
+    patch: serde_json::Value,
+) -> Result<(), SimError> {
+    let opts = crate::api::WriteOptions {
+        subresource: crate::api::Subresource::Status,
+        field_manager: Some("kubelet".into()),
+        ..Default::default()
+    };
+    sh.store.patch(
+        &sh.apis.pods,
+        Some(&pod.namespace),
+        &pod.name,
+        &crate::api::Patch::Strategic(patch),
+        &opts,
+    )?;
+    Ok(())
 }
 
 /// The (type, status) of every condition of a stored pod, without decoding the rest.
@@ -487,7 +526,7 @@ fn admitted_state(
         start: jiff::Timestamp::from_second(start.as_second()).unwrap_or(start),
         host_ip,
         pod_ip,
-        api_conds: report::api_conditions(pod),
+        conds: report::api_conditions(pod),
         initialized: false,
         init_failed: false,
         end: None,
@@ -495,6 +534,7 @@ fn admitted_state(
         delete_sent: false,
         frozen: false,
         changed: true,
+        unsent: false,
         written_terminal: None,
         generation: 0,
         wake: None,

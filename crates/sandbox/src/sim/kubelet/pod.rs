@@ -95,9 +95,13 @@ pub struct PodState {
     pub start: Timestamp,
     pub host_ip: [u8; 4],
     pub pod_ip: [u8; 4],
-    /// The kubelet-owned conditions as the API has them: (status, lastTransitionTime
-    /// in seconds).
-    pub api_conds: [Option<(bool, i64)>; 4],
+    /// The kubelet's cached status of its own conditions, (status, lastTransitionTime
+    /// in seconds), as upstream's status manager keeps it (B3): first read from the API
+    /// when the pod is admitted, then updated with every status the kubelet computes,
+    /// whether or not the API server can be reached. A condition's time moves only when
+    /// its status changes against this cache, never against the API's copy (which the
+    /// node lifecycle controller also writes).
+    pub conds: [Option<(bool, i64)>; 4],
     pub gates_ok: bool,
     pub initialized: bool,
     pub init_failed: bool,
@@ -107,9 +111,14 @@ pub struct PodState {
     /// A faulty write was injected: the kubelet writes nothing more for this pod but
     /// its final delete.
     pub frozen: bool,
-    /// Something changed that is not written yet.
+    /// The state changed since the cached status was last computed.
     pub changed: bool,
-    /// The terminal phase written, if any (never moved back).
+    /// The cached status is not written yet (the node could not talk, or the API may
+    /// differ from it): the next write sends the latest cached status only, so states
+    /// computed meanwhile are coalesced.
+    pub unsent: bool,
+    /// The terminal phase written, or found in the API when the node came back (never
+    /// moved back).
     pub written_terminal: Option<PodPhase>,
     /// Timer generation and when the live timer fires.
     pub generation: u64,

@@ -13,41 +13,53 @@ use super::pod::{Cx, PodState};
 use super::status::{self, CONDITIONS, PodPhase, object};
 
 impl PodState {
-    /// The status this kubelet reports for the current state (conditions keep their
-    /// lastTransitionTime while their status stays), to merge into the stored one
-    /// with [`merge_status`].
-    fn status_report(&self, now: Timestamp) -> (Value, [Option<(bool, i64)>; 4], PodPhase) {
-        let phase = self.phase();
-        let conds = status::conditions(
+    /// The four kubelet-owned conditions of the current state.
+    fn conditions(&self) -> [status::Cond; 4] {
+        status::conditions(
             &self.plan,
             &self.ctrs,
             self.initialized,
             self.gates_ok,
-            phase,
-        );
-        let mut api = self.api_conds;
-        let mut list = Vec::with_capacity(5);
+            self.phase(),
+        )
+    }
+
+    /// Folds `conds`, computed from the current state, into the cached conditions
+    /// (upstream `updateStatusInternal` and `updateLastTransitionTime`): a condition
+    /// keeps its cached lastTransitionTime while its status stays, and gets `now` when
+    /// it changes.
+    fn cache_conditions(&mut self, conds: &[status::Cond; 4], now: Timestamp) {
         for (k, c) in conds.iter().enumerate() {
-            let time = match self.api_conds[k] {
+            let time = match self.conds[k] {
                 Some((s, t)) if s == c.status => t,
                 _ => now.as_second(),
             };
-            api[k] = Some((c.status, time));
+            self.conds[k] = Some((c.status, time));
+        }
+    }
+
+    /// The status this kubelet reports for the current state (`conds`: its conditions),
+    /// each condition with its cached lastTransitionTime, to merge into the stored one
+    /// with [`merge_status`].
+    fn status_report(&self, conds: &[status::Cond; 4], now: Timestamp) -> (Value, PodPhase) {
+        let phase = self.phase();
+        let mut list = Vec::with_capacity(5);
+        for (k, c) in conds.iter().enumerate() {
+            let time = match self.conds[k] {
+                Some((s, t)) if s == c.status => t,
+                _ => now.as_second(),
+            };
             let mut v = object([
                 ("type", CONDITIONS[k].into()),
                 ("status", if c.status { "True" } else { "False" }.into()),
                 ("lastProbeTime", Value::Null),
                 ("lastTransitionTime", format_second(time).into()),
             ]);
-            // A merge keeps fields the patch leaves out: clear a stale reason/message.
-            let known = self.api_conds[k].is_some();
+            // A merge keeps fields the patch leaves out: clear a stale reason/message
+            // (a null member of a condition new to the API is dropped by the merge).
             if let Some(m) = v.as_object_mut() {
-                if c.reason.is_some() || known {
-                    m.insert("reason".into(), c.reason.into());
-                }
-                if c.message.is_some() || known {
-                    m.insert("message".into(), c.message.clone().into());
-                }
+                m.insert("reason".into(), c.reason.into());
+                m.insert("message".into(), c.message.clone().into());
             }
             list.push(v);
         }
@@ -104,17 +116,30 @@ impl PodState {
             st["initContainerStatuses"] = statuses(0..self.plan.first_app);
         }
         st["containerStatuses"] = statuses(self.plan.apps());
-        (st, api, phase)
+        (st, phase)
     }
 
-    /// Writes the status if something changed and the node can talk; then, for a
-    /// deleted pod whose containers all stopped, the final delete.
+    /// Caches the status if something changed (reachable or not), writes the latest
+    /// cached status if the node can talk; then, for a deleted pod whose containers all
+    /// stopped, the final delete.
     pub fn flush(&mut self, cx: &mut Cx<'_>) {
+        let mut conds = None;
+        if self.frozen {
+            self.changed = false;
+            self.unsent = false;
+        } else if self.changed {
+            let computed = self.conditions();
+            self.cache_conditions(&computed, cx.now);
+            conds = Some(computed);
+            self.changed = false;
+            self.unsent = true;
+        }
         if !cx.talk {
             return;
         }
-        if self.changed && !self.frozen {
-            let (report, api, phase) = self.status_report(cx.now);
+        if self.unsent {
+            let conds = conds.unwrap_or_else(|| self.conditions());
+            let (report, phase) = self.status_report(&conds, cx.now);
             let opts = WriteOptions {
                 subresource: Subresource::Status,
                 field_manager: Some("kubelet".into()),
@@ -135,21 +160,20 @@ impl PodState {
                     // A retry after a lost race merges a copy (rare).
                     let report = report
                         .take()
-                        .unwrap_or_else(|| self.status_report(cx.now).0);
+                        .unwrap_or_else(|| self.status_report(&conds, cx.now).0);
                     merge_status(view, report);
                     Ok(())
                 },
             ) {
                 Ok(_) => {
-                    self.changed = false;
-                    self.api_conds = api;
+                    self.unsent = false;
                     if phase.terminal() {
                         self.written_terminal = Some(phase);
                     }
                 }
                 Err(e) => {
                     tracing::debug!(pod = %self.name, error = %e, "kubelet status not written");
-                    self.changed = false;
+                    self.unsent = false;
                 }
             }
         }
