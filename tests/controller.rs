@@ -518,3 +518,51 @@ async fn a_110_pod_node_failure_costs_about_one_event_write_per_pod() {
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_policy_says_why_in_its_status_and_selects_nothing() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    // The API server takes it (the schema's pattern is not enforced by every server,
+    // and older CRDs had none); the controller must not.
+    let spec: PodLifecyclePolicySpec =
+        serde_json::from_value(json!({"rules": {"stuckPendingAfter": "soon"}})).expect("spec");
+    policies
+        .create(
+            &PostParams::default(),
+            &PodLifecyclePolicy::new("broken", spec),
+        )
+        .await
+        .expect("create the policy");
+    let ctrl = start(&client).await;
+    let ready = until("the broken policy's Ready condition", async || {
+        let p = policies.get("broken").await.ok()?;
+        p.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+    })
+    .await;
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "InvalidDuration");
+    assert!(
+        ready.message.contains("stuckPendingAfter"),
+        "{}",
+        ready.message
+    );
+    // The valid policy beside it is Ready.
+    let ok = until("the valid policy's Ready condition", async || {
+        policy(&client)
+            .await
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+    })
+    .await;
+    assert_eq!(ok.status, "True");
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
