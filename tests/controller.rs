@@ -566,3 +566,124 @@ async fn an_invalid_policy_says_why_in_its_status_and_selects_nothing() {
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+async fn replica(client: &Client, identity: &str) -> Handle {
+    let options = Options {
+        leader_election: Some(controller::leader::LeaseConfig {
+            namespace: "default".into(),
+            name: "podwarden".into(),
+            identity: identity.into(),
+        }),
+        ..Options::default()
+    };
+    let mut handle = controller::start(client.clone(), options)
+        .await
+        .expect("controller starts");
+    tokio::time::timeout(PATIENCE, handle.ready())
+        .await
+        .expect("the controller syncs");
+    handle
+}
+
+fn total_findings(handle: &Handle) -> u64 {
+    podwarden_model::RuleId::ALL
+        .iter()
+        .filter_map(|r| {
+            handle
+                .metrics
+                .findings
+                .get(&controller::metrics::FindingLabels {
+                    rule: r.as_str().into(),
+                    severity: r.severity().as_str().into(),
+                })
+                .map(|c| c.get())
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    for name in ["one", "two", "three"] {
+        create(&sim, selected_pod(name, "run=1s exit=1", "yes")).await;
+    }
+    let a = replica(&client, "replica-a").await;
+    until("replica a leads", async || {
+        a.leadership.is_leader().then_some(())
+    })
+    .await;
+    let b = replica(&client, "replica-b").await;
+    advance(&sim, 15);
+
+    sim.inject("default", "one", "restart-count-decreased")
+        .expect("inject");
+    until("the Event about one", async || {
+        (!podwarden_events(&client, "default", "one").await.is_empty()).then_some(())
+    })
+    .await;
+    until("the standby found it too", async || {
+        (total_findings(&b) >= 1).then_some(())
+    })
+    .await;
+    assert!(!b.leadership.is_leader());
+    assert!(a.metrics.events_written.get() >= 1);
+    assert_eq!(
+        b.metrics.events_written.get(),
+        0,
+        "a standby writes nothing"
+    );
+
+    // The holder stops and releases the lease: the standby takes over at its next try.
+    a.shutdown().await;
+    until("replica b leads", async || {
+        b.leadership.is_leader().then_some(())
+    })
+    .await;
+    sim.inject("default", "two", "restart-count-decreased")
+        .expect("inject");
+    until("the Event about two", async || {
+        (!podwarden_events(&client, "default", "two").await.is_empty()).then_some(())
+    })
+    .await;
+    // What b found as a standby was a's to write: one Event for `one`, not two.
+    assert_eq!(podwarden_events(&client, "default", "one").await.len(), 1);
+
+    // Another replica takes the lease: b stops writing.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let mut lease = leases.get("podwarden").await.expect("the lease");
+    let spec = lease.spec.as_mut().expect("spec");
+    spec.holder_identity = Some("replica-c".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        jiff::Timestamp::now(),
+    ));
+    leases
+        .replace("podwarden", &PostParams::default(), &lease)
+        .await
+        .expect("take the lease");
+    until("replica b steps down", async || {
+        (!b.leadership.is_leader()).then_some(())
+    })
+    .await;
+    let found = total_findings(&b);
+    sim.inject("default", "three", "restart-count-decreased")
+        .expect("inject");
+    until("b found it", async || {
+        (total_findings(&b) > found).then_some(())
+    })
+    .await;
+    let written = b.metrics.events_written.get();
+    // Give the writer a moment it would use at 5 writes per second.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(b.metrics.events_written.get(), written);
+    assert!(
+        podwarden_events(&client, "default", "three")
+            .await
+            .is_empty()
+    );
+    b.shutdown().await;
+    sim.shutdown().await;
+}

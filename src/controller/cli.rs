@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use super::Options;
+use super::leader::LeaseConfig;
 
 /// Watches the cluster and audits every pod transition a PodLifecyclePolicy selects.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,6 +27,15 @@ pub struct RunArgs {
     /// Event writes per second, in total.
     #[arg(long, default_value_t = 5.0, value_parser = parse_qps)]
     pub event_qps: f64,
+    /// Run as one of several replicas: elect a leader on a Lease; only the holder writes.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "podwarden")]
+    pub lease_name: String,
+    /// The Lease's namespace (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
     /// `text` (readable on a terminal) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -81,6 +91,16 @@ pub async fn connect(
     Client::try_from(config).map_err(ConnectError::Client)
 }
 
+/// This replica's identity on the Lease: its name and a suffix no other process has
+/// (two processes on one host must not share an identity).
+fn unique_identity(instance: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{instance}_{}_{nanos:08x}", std::process::id())
+}
+
 pub fn init_logs(format: &str) {
     init_logs_at(format, "info");
 }
@@ -123,12 +143,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let instance = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "podwarden".into());
+        let leader_election = args.leader_elect.then(|| LeaseConfig {
+            namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".into()),
+            name: args.lease_name.clone(),
+            identity: unique_identity(&instance),
+        });
         let options = Options {
             event_qps: args.event_qps,
             http_addr: Some(args.http_addr),
-            instance: std::env::var("POD_NAME")
-                .or_else(|_| std::env::var("HOSTNAME"))
-                .unwrap_or_else(|_| "podwarden".into()),
+            instance,
+            leader_election,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,

@@ -23,6 +23,7 @@ use kube::api::{Api, PostParams};
 use podwarden_model::{Finding, RuleId, Severity};
 use tokio::sync::Notify;
 
+use super::leader::Leadership;
 use super::metrics::Metrics;
 
 pub const REPORTING_CONTROLLER: &str = "podwarden.dev/controller";
@@ -33,6 +34,10 @@ pub const SPAM_REFILL: Duration = Duration::from_secs(300);
 pub const SPAM_KEYS_LIMIT: usize = 10_000;
 pub const QUEUE_LIMIT: usize = 1_000;
 pub const WRITE_ATTEMPTS: u32 = 5;
+/// How long a standby keeps what it found: if it becomes the leader within this time
+/// it writes them (409 for what the old leader wrote), later they were the old
+/// leader's to write.
+pub const STANDBY_KEEP: Duration = Duration::from_secs(30);
 /// events.k8s.io limits `note` to 1 KB.
 const NOTE_LIMIT: usize = 1024;
 
@@ -198,7 +203,8 @@ pub struct EventQueue {
 #[derive(Debug, Default)]
 struct QueueState {
     spam: SpamFilter,
-    queue: VecDeque<Finding>,
+    /// Findings and when they were queued.
+    queue: VecDeque<(Finding, Instant)>,
 }
 
 impl EventQueue {
@@ -213,7 +219,7 @@ impl EventQueue {
             state.queue.pop_front();
             metrics.events_dropped.inc();
         }
-        state.queue.push_back(finding);
+        state.queue.push_back((finding, Instant::now()));
         drop(state);
         self.notify.notify_one();
     }
@@ -224,6 +230,30 @@ impl EventQueue {
             .unwrap_or_else(|e| e.into_inner())
             .queue
             .pop_front()
+            .map(|(f, _)| f)
+    }
+
+    /// A standby's queue: Events queued longer ago than [`STANDBY_KEEP`] were the
+    /// leader's to write, and go. Returns how many went.
+    fn expire(&self, now: Instant) -> usize {
+        let mut state = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let before = state.queue.len();
+        while state
+            .queue
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) > STANDBY_KEEP)
+        {
+            state.queue.pop_front();
+        }
+        before - state.queue.len()
+    }
+
+    fn push_front(&self, finding: Finding) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .push_front((finding, Instant::now()));
     }
 
     pub fn len(&self) -> usize {
@@ -246,16 +276,30 @@ pub async fn write_loop(
     metrics: Arc<Metrics>,
     qps: f64,
     instance: String,
+    leadership: Leadership,
 ) {
     let interval = Duration::from_secs_f64(1.0 / qps.max(0.01));
     let mut next_slot = tokio::time::Instant::now();
     loop {
+        if !leadership.is_leader() {
+            for _ in 0..queue.expire(Instant::now()) {
+                metrics.suppressed("not_leader");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let Some(finding) = queue.pop() else {
             queue.notify.notified().await;
             continue;
         };
         tokio::time::sleep_until(next_slot).await;
         next_slot = tokio::time::Instant::now() + interval;
+        if !leadership.is_leader() {
+            // Lost the lease while waiting: not ours to write any more, unless we lead
+            // again soon.
+            queue.push_front(finding);
+            continue;
+        }
         let api: Api<Event> = Api::namespaced(client.clone(), &finding.namespace);
         let event = event_for(&finding, &instance, jiff::Timestamp::now());
         write_one(&api, &event, &metrics).await;

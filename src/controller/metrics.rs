@@ -32,6 +32,8 @@ pub struct Metrics {
     /// Pods forgotten because a relist no longer had them (deleted during a gap).
     pub relist_gone: Counter,
     pub cached_pods: Gauge,
+    /// 1 while this replica holds the lease (or runs alone).
+    pub leader: Gauge,
     pub duplicate_snapshots: Counter,
     pub stale_snapshots: Counter,
     pub status_writes: Counter,
@@ -58,6 +60,7 @@ impl Metrics {
             relists: Counter::default(),
             relist_gone: Counter::default(),
             cached_pods: Gauge::default(),
+            leader: Gauge::default(),
             duplicate_snapshots: Counter::default(),
             stale_snapshots: Counter::default(),
             status_writes: Counter::default(),
@@ -110,6 +113,11 @@ impl Metrics {
             "cached_pods",
             "Pods the controller tracks",
             m.cached_pods.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the lease and writes",
+            m.leader.clone(),
         );
         registry.register(
             "duplicate_snapshots",

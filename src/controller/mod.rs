@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod engine;
 pub mod events;
+pub mod leader;
 pub mod metrics;
 pub mod pods;
 pub mod status;
@@ -56,6 +57,9 @@ pub struct Options {
     pub http_addr: Option<SocketAddr>,
     /// `reportingInstance` of the Events.
     pub instance: String,
+    /// Elect a leader on this Lease; only the holder writes. `None`: this replica is
+    /// the only one and always writes.
+    pub leader_election: Option<leader::LeaseConfig>,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
             event_qps: 5.0,
             http_addr: None,
             instance: "podwarden".into(),
+            leader_election: None,
         }
     }
 }
@@ -103,6 +108,14 @@ pub struct Handle {
     died: watch::Receiver<Option<&'static str>>,
     /// Tells the supervisor to stop every task and wait for them.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The Lease to release on a clean stop.
+    lease: Option<(
+        Api<k8s_openapi::api::coordination::v1::Lease>,
+        leader::LeaseConfig,
+    )>,
+    /// Whether this replica may write now.
+    pub leadership: leader::Leadership,
+    queue: Arc<EventQueue>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
@@ -124,6 +137,14 @@ impl Handle {
             let _ = stop.send(());
         }
         let _ = (&mut self.supervisor).await;
+        if let Some((api, config)) = &self.lease {
+            leader::Elector::release(api, config).await;
+        }
+    }
+
+    /// Events found and not written yet (rate limit, or a standby's).
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
     }
 
     /// Waits until a task ends (which it only does on failure); returns its name.
@@ -141,12 +162,33 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let queue = Arc::new(EventQueue::default());
+    let events_queue = queue.clone();
     let board = Arc::new(StatusBoard::default());
     let (ready_tx, ready_rx) = watch::channel(false);
     let (pod_tx, pod_rx) = mpsc::channel(pods::CHANNEL_CAPACITY);
     let (policy_tx, policy_rx) = mpsc::channel(POLICY_CHANNEL);
     let (relist_tx, relist_rx) = watch::channel(0u64);
     let mut tasks = JoinSet::new();
+    let (leadership, lease) = match options.leader_election.clone() {
+        Some(config) => {
+            let (elector, leadership) = leader::Elector::new(client.clone(), config.clone());
+            let api = elector.api();
+            let metrics = metrics.clone();
+            tasks.spawn(async move {
+                elector
+                    .run(|leader| {
+                        metrics.leader.set(i64::from(leader));
+                    })
+                    .await;
+                "leader elector"
+            });
+            (leadership, Some((api, config)))
+        }
+        None => {
+            metrics.leader.set(1);
+            (leader::Leadership::sole(), None)
+        }
+    };
 
     let http_addr = match options.http_addr {
         Some(addr) => {
@@ -180,15 +222,17 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     {
         let (client, queue, metrics) = (client.clone(), queue.clone(), metrics.clone());
         let (qps, instance) = (options.event_qps, options.instance.clone());
+        let leadership = leadership.clone();
         tasks.spawn(async move {
-            events::write_loop(client, queue, metrics, qps, instance).await;
+            events::write_loop(client, queue, metrics, qps, instance, leadership).await;
             "event writer"
         });
     }
     {
         let (client, board, metrics) = (client.clone(), board.clone(), metrics.clone());
+        let leadership = leadership.clone();
         tasks.spawn(async move {
-            status::write_loop(client, board, metrics).await;
+            status::write_loop(client, board, metrics, leadership).await;
             "status writer"
         });
     }
@@ -242,6 +286,9 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         ready: ready_rx,
         died: died_rx,
         stop: Some(stop_tx),
+        lease,
+        leadership,
+        queue: events_queue,
         supervisor,
     })
 }

@@ -17,6 +17,7 @@ use podwarden_model::policy::{CONDITION_READY, PodLifecyclePolicy, PodLifecycleP
 use tokio::sync::Notify;
 
 use super::engine::{PolicyKey, PolicyState};
+use super::leader::Leadership;
 use super::metrics::Metrics;
 
 pub const FIELD_MANAGER: &str = "podwarden";
@@ -112,10 +113,22 @@ impl StatusBoard {
 }
 
 /// Applies desired statuses until the task is aborted.
-pub async fn write_loop(client: Client, board: Arc<StatusBoard>, metrics: Arc<Metrics>) {
+pub async fn write_loop(
+    client: Client,
+    board: Arc<StatusBoard>,
+    metrics: Arc<Metrics>,
+    leadership: Leadership,
+) {
     let mut written: HashMap<PolicyKey, PodLifecyclePolicyStatus> = HashMap::new();
     let mut retry = MIN_INTERVAL;
     loop {
+        if !leadership.is_leader() {
+            // A standby keeps the latest desired statuses; another replica writes
+            // meanwhile, so what this one last wrote says nothing any more.
+            written.clear();
+            tokio::time::sleep(MIN_INTERVAL).await;
+            continue;
+        }
         let desired = board.take();
         if desired.is_empty() {
             board.notify.notified().await;
@@ -124,6 +137,10 @@ pub async fn write_loop(client: Client, board: Arc<StatusBoard>, metrics: Arc<Me
         let mut failed = false;
         for (key, status) in desired {
             if written.get(&key) == Some(&status) {
+                continue;
+            }
+            if !leadership.is_leader() {
+                board.put_back(key, status);
                 continue;
             }
             match apply(&client, &key, &status).await {
