@@ -592,7 +592,7 @@ fn score(
             card.false_violations.insert(rule.as_str().into(), extra);
         }
     }
-    card.events_suppressed = ["spam_filter", "already_recorded"]
+    card.events_suppressed = controller::metrics::SUPPRESSED_REASONS
         .iter()
         .map(|r| {
             ctrl.metrics

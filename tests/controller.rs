@@ -687,3 +687,75 @@ async fn of_two_replicas_only_the_lease_holder_writes_and_the_other_takes_over()
     b.shutdown().await;
     sim.shutdown().await;
 }
+
+/// One HTTP GET to the controller's own server: (status code, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: podwarden\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_metrics_are_served() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    create(&sim, selected_pod("web", "run=1s exit=1", "yes")).await;
+    advance(&sim, 15);
+    let options = Options {
+        http_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Options::default()
+    };
+    let mut ctrl = controller::start(client.clone(), options)
+        .await
+        .expect("controller starts");
+    let addr = ctrl.http_addr.expect("an address");
+    assert_eq!(http_get(addr, "/healthz").await.0, 200);
+    tokio::time::timeout(PATIENCE, ctrl.ready())
+        .await
+        .expect("the controller syncs");
+    assert_eq!(http_get(addr, "/readyz").await.0, 200);
+    sim.inject("default", "web", "restart-count-decreased")
+        .expect("inject");
+    let metrics = until("the finding in /metrics", async || {
+        let (code, body) = http_get(addr, "/metrics").await;
+        (code == 200
+            && body.contains(
+                r#"podwarden_findings_total{rule="restart-count-decreased",severity="violation"} 1"#,
+            ))
+        .then_some(body)
+    })
+    .await;
+    for (family, kind) in [
+        ("podwarden_pod_watch_events", "counter"),
+        ("podwarden_events_written", "counter"),
+        ("podwarden_events_suppressed", "counter"),
+        ("podwarden_events_dropped", "counter"),
+        ("podwarden_relists", "counter"),
+        ("podwarden_cached_pods", "gauge"),
+        ("podwarden_audit_latency_seconds", "histogram"),
+        ("podwarden_leader", "gauge"),
+    ] {
+        let declared = format!("# TYPE {family} {kind}");
+        assert!(
+            metrics.contains(&declared),
+            "{declared} missing from:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("podwarden_cached_pods 1"), "{metrics}");
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}

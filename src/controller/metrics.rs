@@ -19,6 +19,10 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Why an Event was not written: the spam filter held it back, its name was taken (the
+/// occurrence is recorded already), or this replica does not hold the lease.
+pub const SUPPRESSED_REASONS: [&str; 3] = ["spam_filter", "already_recorded", "not_leader"];
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -144,6 +148,19 @@ impl Metrics {
             "From a pod watch event received to its findings",
             m.audit_latency.clone(),
         );
+        // Every series exists from the start, at 0: a rate or an alert on a series that
+        // appears only with its first increment misses that increment.
+        for rule in podwarden_model::RuleId::ALL {
+            m.findings.get_or_create(&FindingLabels {
+                rule: rule.as_str().into(),
+                severity: rule.severity().as_str().into(),
+            });
+        }
+        for reason in SUPPRESSED_REASONS {
+            m.events_suppressed.get_or_create(&ReasonLabels {
+                reason: reason.into(),
+            });
+        }
         Metrics { registry, ..m }
     }
 
