@@ -151,13 +151,13 @@ impl Metrics {
         // Every series exists from the start, at 0: a rate or an alert on a series that
         // appears only with its first increment misses that increment.
         for rule in podwarden_model::RuleId::ALL {
-            m.findings.get_or_create(&FindingLabels {
+            m.findings.get_or_create_owned(&FindingLabels {
                 rule: rule.as_str().into(),
                 severity: rule.severity().as_str().into(),
             });
         }
         for reason in SUPPRESSED_REASONS {
-            m.events_suppressed.get_or_create(&ReasonLabels {
+            m.events_suppressed.get_or_create_owned(&ReasonLabels {
                 reason: reason.into(),
             });
         }
