@@ -136,6 +136,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
         }
         Running::Sim(sim)
     };
+    // Listening for Ctrl-C before saying the server is up: an interrupt sent as soon as
+    // the lines appear must stop it, not kill the process.
+    let interrupted = interrupt_listener()?;
     let handle = running.sandbox();
     if let Err(e) = handle.write_kubeconfig(&args.kubeconfig) {
         running.shutdown().await;
@@ -161,10 +164,26 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
     println!("  kubectl get nodes,pods -A -o wide");
     println!();
     println!("Ctrl-C stops the server.");
-    tokio::signal::ctrl_c().await?;
+    interrupted.await;
     println!("stopping");
     running.shutdown().await;
     Ok(())
+}
+
+/// A future that completes on SIGINT, listening from the moment it is made.
+#[cfg(unix)]
+fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    Ok(async move {
+        sigint.recv().await;
+    })
+}
+
+#[cfg(not(unix))]
+fn interrupt_listener() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// The API server alone, or with the simulated cluster behind it.
