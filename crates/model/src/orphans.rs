@@ -1,0 +1,361 @@
+//! Orphan recreation, the pure part: whether a lost bare pod may be recreated (fencing
+//! evidence that the old pod cannot still run, SEMANTICS B5 and B7).
+//!
+//! Kubernetes recreates a pod lost to a node fault only when a controller owns it. For a
+//! bare pod podwarden fills that gap, and a wrong "yes" makes one workload run twice, so
+//! [`decide`] is strict: it answers with [`Evidence`] only when an upstream component
+//! wrote a state that says the old pod cannot run any more, and with a [`Skip`] otherwise.
+//!
+//! Nothing here reads a clock, a cache or the network: the caller passes the last state it
+//! saw of the pod and what its node cache says of the pod's node ([`NodeFacts`]).
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Node;
+
+use crate::view::{ConditionStatus, ConditionType, Phase, PodView, RestartPolicy, Str};
+
+/// The taint a person (or their automation) puts on a node that is shut down and will not
+/// come back on its own (non-graceful node shutdown, KEP-2268).
+pub const OUT_OF_SERVICE_TAINT: &str = "node.kubernetes.io/out-of-service";
+
+// Strings upstream writes, and where.
+/// DisruptionTarget reason, pkg/controller/podgc/gc_controller.go `gcOrphaned`.
+const DELETION_BY_POD_GC: &str = "DeletionByPodGC";
+/// DisruptionTarget reason, pkg/controller/tainteviction (the taint manager).
+const DELETION_BY_TAINT_MANAGER: &str = "DeletionByTaintManager";
+/// DisruptionTarget reason of kubelet terminations (eviction manager, node shutdown).
+const TERMINATION_BY_KUBELET: &str = "TerminationByKubelet";
+/// `status.reason`, pkg/kubelet/eviction/helpers.go `Reason`.
+const REASON_EVICTED: &str = "Evicted";
+/// `status.reason`, pkg/kubelet/nodeshutdown `nodeShutdownReason` (pods it kills).
+const REASON_SHUTDOWN_TERMINATED: &str = "Terminated";
+/// `status.reason`, pkg/kubelet/nodeshutdown `NodeShutdownNotAdmittedReason` (pods it
+/// rejects at admission while the node shuts down).
+const REASON_SHUTDOWN_REJECTED: &str = "NodeShutdown";
+
+/// Fencing evidence: an upstream component wrote a state that says the lost pod cannot
+/// still run. Each variant names its writer and why what it wrote fences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Evidence {
+    /// The pod's Node object was deleted and PodGC removed the pod.
+    ///
+    /// Writer: PodGC (`pkg/controller/podgc`, `gcOrphaned`). A pod bound to a node missing
+    /// from its informer is quarantined for 40 s, the node's absence confirmed by a live
+    /// GET, then the pod is set Failed with DisruptionTarget reason `DeletionByPodGC`
+    /// ("PodGC: node no longer exists") and deleted with grace 0.
+    ///
+    /// Why it fences: Node objects are deleted by the cloud node lifecycle controller once
+    /// the provider says the instance no longer exists, or by a person asserting the same;
+    /// with no Node of that name no kubelet runs pods under it. The node cache must still
+    /// agree the node is absent: a node registered again under the name may be the same
+    /// machine, whose kubelet has not caught up with the deletion yet.
+    NodeDeleted,
+
+    /// The pod was on a node tainted `node.kubernetes.io/out-of-service`, deleted by the
+    /// taint manager, and force-deleted by PodGC.
+    ///
+    /// Writers: a person or their automation sets the taint on a node that is shut down
+    /// (non-graceful node shutdown); the taint manager (`pkg/controller/tainteviction`)
+    /// deletes the pods that do not tolerate it with DisruptionTarget reason
+    /// `DeletionByTaintManager`; PodGC (`gcTerminating`) sets every terminating pod on a
+    /// node that is not Ready and carries the taint to Failed (nothing else) and deletes
+    /// it with grace 0.
+    ///
+    /// Why it fences: the taint is the person's word that the machine is off; it is
+    /// honoured only as PodGC honours it (node not Ready), and only for pods the taint
+    /// manager deleted: a pod a person deleted there was deleted on purpose.
+    NodeOutOfService,
+
+    /// The kubelet evicted the pod and wrote its terminal phase itself.
+    ///
+    /// Writer: the kubelet's eviction manager (`pkg/kubelet/eviction`): phase Failed,
+    /// reason `Evicted`. Node-pressure evictions (memory, disk: nodefs and imagefs, inodes,
+    /// pids) add DisruptionTarget `TerminationByKubelet` with "The node was low on
+    /// resource: ..."; evictions for local ephemeral-storage limits (emptyDir sizeLimit,
+    /// pod or container ephemeral-storage limits) and admission refusals under pressure
+    /// ("The node had condition: ...") carry the reason without a condition.
+    ///
+    /// Disk failure: upstream has no other writer for it. A full or failing disk is disk
+    /// pressure, handled here; a dead root disk stops the kubelet, which then writes
+    /// nothing, and the node becomes NotReady: the out-of-service and node-deleted paths.
+    ///
+    /// Why it fences: the status manager holds a terminal phase back (with its reason)
+    /// while any container could still run (`mergePodStatus`), and a terminal phase is
+    /// final (B7.1): the kubelet never runs the pod again.
+    Evicted,
+
+    /// The kubelet's graceful node shutdown terminated the pod, or refused it.
+    ///
+    /// Writer: the kubelet's node shutdown manager (`pkg/kubelet/nodeshutdown`): phase
+    /// Failed unless already Succeeded, reason `Terminated`, message "Pod was terminated
+    /// in response to imminent node shutdown.", DisruptionTarget `TerminationByKubelet`;
+    /// pods bound while the node shuts down are refused with reason `NodeShutdown` ("Pod
+    /// was rejected as the node is shutting down."). `Terminated` counts only with the
+    /// kubelet's DisruptionTarget (1.26 and later), being a generic word.
+    ///
+    /// Why it fences: as [`Evidence::Evicted`], a terminal phase the kubelet wrote after
+    /// its containers stopped, or before any started.
+    NodeShutdown,
+}
+
+impl Evidence {
+    pub const ALL: [Evidence; 4] = [
+        Evidence::NodeDeleted,
+        Evidence::NodeOutOfService,
+        Evidence::Evicted,
+        Evidence::NodeShutdown,
+    ];
+
+    /// The name used in Events and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::NodeDeleted => "NodeDeleted",
+            Evidence::NodeOutOfService => "NodeOutOfService",
+            Evidence::Evicted => "Evicted",
+            Evidence::NodeShutdown => "NodeShutdown",
+        }
+    }
+
+    /// One line for an Event message: what was seen, and who wrote it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Evidence::NodeDeleted => {
+                "its node was deleted and PodGC removed it (DisruptionTarget DeletionByPodGC)"
+            }
+            Evidence::NodeOutOfService => {
+                "its node is not Ready and tainted node.kubernetes.io/out-of-service; the taint manager deleted it and PodGC force-deleted it"
+            }
+            Evidence::Evicted => "the kubelet evicted it (phase Failed, reason Evicted)",
+            Evidence::NodeShutdown => {
+                "the kubelet's graceful node shutdown terminated it (phase Failed)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a lost pod is not recreated. [`Skip::reason`] is the `OrphanRecreationSkipped`
+/// Event reason and the `reason` label of `podwarden_orphans_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// No fencing evidence: a person or another client deleted the pod, or it failed on
+    /// its own, or a component outside the evidence table stopped it.
+    NoEvidence,
+    /// The pod completed: there is nothing to run again.
+    Succeeded,
+    /// A controller ownerReference: the owner recreates its pods.
+    Owned,
+    /// `restartPolicy: Never`: the pod asked not to be run again, and the policy does not
+    /// opt in to recreating such pods.
+    RestartPolicyNever,
+    /// The pod or node cache has not synced, or has no word on the pod's node: no decision
+    /// is made on a partial picture.
+    NotSynced,
+    /// Still bound to a node that may run it: the object is there and not terminal, or its
+    /// node is NotReady without `out-of-service` (a partition: deleting the pod object does
+    /// not stop its containers), or a deleted node is registered again.
+    StillBound,
+    /// There is evidence, but the pod object was gone before its full spec was kept: a
+    /// replacement is never made blind.
+    NoSpec,
+    /// The lineage used every attempt the policy allows. [`decide`] never returns it; it is
+    /// the reason for an exhausted attempt budget, so that every skip reason comes from one
+    /// list.
+    BudgetExhausted,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 8] = [
+        Skip::NoEvidence,
+        Skip::Succeeded,
+        Skip::Owned,
+        Skip::RestartPolicyNever,
+        Skip::NotSynced,
+        Skip::StillBound,
+        Skip::NoSpec,
+        Skip::BudgetExhausted,
+    ];
+
+    /// The Event reason and metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Skip::NoEvidence => "NoEvidence",
+            Skip::Succeeded => "Succeeded",
+            Skip::Owned => "Owned",
+            Skip::RestartPolicyNever => "RestartPolicyNever",
+            Skip::NotSynced => "NotSynced",
+            Skip::StillBound => "StillBound",
+            Skip::NoSpec => "NoSpec",
+            Skip::BudgetExhausted => "BudgetExhausted",
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// What the caller's node cache says of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// The node these facts are about; facts about another node than the pod's are none.
+    pub name: Str,
+    /// A Node object of this name exists.
+    pub exists: bool,
+    /// It carries a taint with key `node.kubernetes.io/out-of-service` (any effect, as
+    /// PodGC checks the key only).
+    pub out_of_service: bool,
+    /// Its Ready condition: `Some(true)` True, `Some(false)` False, `None` Unknown or
+    /// absent (the node lifecycle controller writes Unknown for a silent kubelet).
+    pub ready: Option<bool>,
+}
+
+impl NodeFacts {
+    /// A node the synced cache does not hold.
+    pub fn missing(name: &str) -> Self {
+        NodeFacts {
+            name: name.into(),
+            exists: false,
+            out_of_service: false,
+            ready: None,
+        }
+    }
+
+    /// The facts of a Node object; `None` when it has no name.
+    pub fn from_node(node: &Node) -> Option<Self> {
+        let name = node.metadata.name.as_deref()?;
+        let out_of_service = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .is_some_and(|taints| taints.iter().any(|t| t.key == OUT_OF_SERVICE_TAINT));
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+            .and_then(|c| match c.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            });
+        Some(NodeFacts {
+            name: name.into(),
+            exists: true,
+            out_of_service,
+            ready,
+        })
+    }
+
+    fn not_ready(&self) -> bool {
+        self.ready != Some(true)
+    }
+}
+
+/// Whether the lost bare pod `last` may be recreated: the evidence, or why not.
+///
+/// `last` is the last state seen of the pod; `gone` says its object was deleted (else it
+/// is still there, and only a terminal pod is a candidate). `node` is what the node cache
+/// says of the pod's node (`spec.nodeName`); for an unbound pod it is not read.
+/// `recreate_never` is the policy's opt-in for `restartPolicy: Never`; `synced` says the
+/// pod and node caches have synced.
+///
+/// Checked in this order, the first that applies answering: not synced; owned; Succeeded;
+/// Never without opt-in; still there and not terminal; then the evidence, and a kept full
+/// spec to build the replacement from. The answer depends on `last` alone, so the caller
+/// asks again as the pod changes (a terminal pod, then its deletion) and as the node does.
+pub fn decide(
+    last: &PodView,
+    gone: bool,
+    node: Option<&NodeFacts>,
+    recreate_never: bool,
+    synced: bool,
+) -> Result<Evidence, Skip> {
+    if !synced {
+        return Err(Skip::NotSynced);
+    }
+    if last.controlled {
+        return Err(Skip::Owned);
+    }
+    let phase = last.phase();
+    if phase == Phase::Succeeded {
+        return Err(Skip::Succeeded);
+    }
+    if last.restart_policy() == RestartPolicy::Never && !recreate_never {
+        return Err(Skip::RestartPolicyNever);
+    }
+    if !gone && !phase.is_terminal() {
+        return Err(Skip::StillBound);
+    }
+    let evidence = evidence(last, node)?;
+    if last.full_spec.is_none() {
+        return Err(Skip::NoSpec);
+    }
+    Ok(evidence)
+}
+
+/// The evidence in the last state of a pod that is gone or terminal.
+fn evidence(last: &PodView, node: Option<&NodeFacts>) -> Result<Evidence, Skip> {
+    // Never bound: no kubelet ran it, so no node fault lost it; someone deleted it.
+    let Some(bound_to) = last.spec.node_name.as_deref() else {
+        return Err(Skip::NoEvidence);
+    };
+    if let Some(evidence) = kubelet_evidence(last) {
+        return Ok(evidence);
+    }
+    let Some(node) = node.filter(|n| &*n.name == bound_to) else {
+        return Err(Skip::NotSynced);
+    };
+    let disruption = disruption_reason(last);
+    if !node.exists {
+        return match disruption {
+            Some(DELETION_BY_POD_GC) => Ok(Evidence::NodeDeleted),
+            _ => Err(Skip::NoEvidence),
+        };
+    }
+    if disruption == Some(DELETION_BY_POD_GC) {
+        // The node is registered again: it may be the same machine, still running it.
+        return Err(Skip::StillBound);
+    }
+    if node.out_of_service
+        && node.not_ready()
+        && last.deletion_timestamp.is_some()
+        && disruption == Some(DELETION_BY_TAINT_MANAGER)
+    {
+        return Ok(Evidence::NodeOutOfService);
+    }
+    if node.not_ready() && !node.out_of_service {
+        return Err(Skip::StillBound);
+    }
+    Err(Skip::NoEvidence)
+}
+
+/// A terminal phase the kubelet wrote for eviction or node shutdown.
+fn kubelet_evidence(last: &PodView) -> Option<Evidence> {
+    if last.phase() != Phase::Failed {
+        return None;
+    }
+    match last.status.reason.as_deref()? {
+        REASON_EVICTED => Some(Evidence::Evicted),
+        REASON_SHUTDOWN_REJECTED => Some(Evidence::NodeShutdown),
+        REASON_SHUTDOWN_TERMINATED if disruption_reason(last) == Some(TERMINATION_BY_KUBELET) => {
+            Some(Evidence::NodeShutdown)
+        }
+        _ => None,
+    }
+}
+
+/// The reason of a DisruptionTarget condition that is True.
+fn disruption_reason(pod: &PodView) -> Option<&str> {
+    pod.condition(&ConditionType::DisruptionTarget)
+        .filter(|c| c.status == ConditionStatus::True)
+        .and_then(|c| c.reason.as_deref())
+}
