@@ -1,5 +1,6 @@
 //! Orphan recreation, the pure part: whether a lost bare pod may be recreated (fencing
-//! evidence that the old pod cannot still run, SEMANTICS B5 and B7).
+//! evidence that the old pod cannot still run, SEMANTICS B5 and B7), and what its
+//! replacement is.
 //!
 //! Kubernetes recreates a pod lost to a node fault only when a controller owns it. For a
 //! bare pod podwarden fills that gap, and a wrong "yes" makes one workload run twice, so
@@ -12,12 +13,35 @@
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Node;
+use serde_json::{Map, Value};
 
 use crate::view::{ConditionStatus, ConditionType, Phase, PodView, RestartPolicy, Str};
+use podwarden_base::selector::Labels;
 
 /// The taint a person (or their automation) puts on a node that is shut down and will not
 /// come back on its own (non-graceful node shutdown, KEP-2268).
 pub const OUT_OF_SERVICE_TAINT: &str = "node.kubernetes.io/out-of-service";
+
+/// On a replacement: the uid of the first pod of its lineage (the pod that was lost first).
+pub const ORIGINAL_UID_ANNOTATION: &str = "podwarden.dev/original-uid";
+
+/// On a replacement: its attempt number in its lineage, from 1.
+pub const ATTEMPT_ANNOTATION: &str = "podwarden.dev/attempt";
+
+/// On a lost pod whose object is still there (a terminal pod): the name of its
+/// replacement, written before the replacement is created (a stop between the two writes
+/// makes the same create again, with the same name). The object may be deleted
+/// later (by a person cleaning up, or PodGC's terminated-pod threshold); its last state
+/// then still names the replacement, so [`replacement`] keeps the derived name instead of
+/// taking the freed original name, and a second create answers 409.
+pub const REPLACEMENT_ANNOTATION: &str = "podwarden.dev/replacement";
+
+/// The longest pod name: pods are named as DNS subdomains.
+pub const NAME_LIMIT: usize = 253;
+
+/// The longest hostname label. The kubelet uses a pod's name as its hostname and cuts
+/// longer ones to this length; a derived name of a pod whose name fit here fits here too.
+pub const HOSTNAME_LIMIT: usize = 63;
 
 // Strings upstream writes, and where.
 /// DisruptionTarget reason, pkg/controller/podgc/gc_controller.go `gcOrphaned`.
@@ -358,4 +382,144 @@ fn disruption_reason(pod: &PodView) -> Option<&str> {
     pod.condition(&ConditionType::DisruptionTarget)
         .filter(|c| c.status == ConditionStatus::True)
         .and_then(|c| c.reason.as_deref())
+}
+
+fn annotation<'a>(pod: &'a PodView, key: &str) -> Option<&'a str> {
+    pod.annotations.as_deref().and_then(|a| a.label(key))
+}
+
+/// The lineage of a pod: the uid of the first pod lost in it (its
+/// `podwarden.dev/original-uid` when it is a replacement), else its own uid.
+pub fn lineage(pod: &PodView) -> &str {
+    annotation(pod, ORIGINAL_UID_ANNOTATION).unwrap_or(&pod.uid)
+}
+
+/// The attempt that made this pod: its `podwarden.dev/attempt`, 0 for a pod podwarden
+/// did not make. A value that does not parse reads as `u32::MAX`, which no budget allows:
+/// a lineage whose count cannot be read is not recreated.
+pub fn prior_attempt(pod: &PodView) -> u32 {
+    match annotation(pod, ATTEMPT_ANNOTATION) {
+        None => 0,
+        Some(a) => a.parse().unwrap_or(u32::MAX),
+    }
+}
+
+/// Dropped from the original spec, each because the API server sets it or it binds the
+/// pod to the lost node:
+/// - `nodeName`: the binding to the lost node; the scheduler places the replacement.
+/// - `ephemeralContainers`: pod validation forbids them on create (they are added only
+///   through the `ephemeralcontainers` subresource).
+/// - `priority`, `preemptionPolicy`: the Priority admission plugin computes them from
+///   `priorityClassName` and forbids a create whose values differ from the class's.
+/// - `overhead`: the RuntimeClass admission plugin sets it from `runtimeClassName` and
+///   rejects a pod whose overhead differs from the class's.
+///
+/// Everything else is kept, defaults and admission-injected values included (the
+/// service account token volume and its mounts are valid on create, and the plugin does
+/// not inject a second one into containers that already mount the token path).
+pub const DROPPED_SPEC_FIELDS: [&str; 5] = [
+    "nodeName",
+    "ephemeralContainers",
+    "priority",
+    "preemptionPolicy",
+    "overhead",
+];
+
+/// The replacement of the lost bare pod `last`, as the JSON of a Pod to create; `None`
+/// without a kept full spec (or one that is not an object).
+///
+/// Its spec is the original's without [`DROPPED_SPEC_FIELDS`]. Its metadata has the name,
+/// the namespace, the original's labels and annotations (all but
+/// [`REPLACEMENT_ANNOTATION`], which belongs to the lost pod), plus
+/// [`ORIGINAL_UID_ANNOTATION`] (the lineage's first uid) and [`ATTEMPT_ANNOTATION`]
+/// (`attempt`, counted from 1). Nothing the API server sets: no uid, resourceVersion,
+/// creationTimestamp, generation, managedFields, ownerReferences, finalizers,
+/// generateName, deletion fields, or status.
+///
+/// The name is the original's when the original object is gone (and it does not name a
+/// replacement already), otherwise [`derived_name`]. Either way one loss always gets the
+/// same name, so a retried, raced or restarted create answers 409.
+pub fn replacement(last: &PodView, attempt: u32, original_gone: bool) -> Option<Value> {
+    let mut spec = last.full_spec.as_deref()?.clone();
+    let fields = spec.as_object_mut()?;
+    for field in DROPPED_SPEC_FIELDS {
+        fields.remove(field);
+    }
+    let name = if original_gone && annotation(last, REPLACEMENT_ANNOTATION).is_none() {
+        last.name.to_string()
+    } else {
+        derived_name(last, attempt)
+    };
+    let mut annotations = Map::new();
+    for (k, v) in last.annotations.as_deref().map_or(&[][..], |a| &a.0) {
+        if &**k != REPLACEMENT_ANNOTATION {
+            annotations.insert(k.to_string(), Value::from(&**v));
+        }
+    }
+    annotations.insert(ORIGINAL_UID_ANNOTATION.into(), lineage(last).into());
+    annotations.insert(ATTEMPT_ANNOTATION.into(), attempt.to_string().into());
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), name.into());
+    metadata.insert("namespace".into(), Value::from(&*last.namespace));
+    if !last.labels.0.is_empty() {
+        let labels: Map<String, Value> = last
+            .labels
+            .0
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(&**v)))
+            .collect();
+        metadata.insert("labels".into(), labels.into());
+    }
+    metadata.insert("annotations".into(), annotations.into());
+    let mut pod = Map::new();
+    pod.insert("apiVersion".into(), "v1".into());
+    pod.insert("kind".into(), "Pod".into());
+    pod.insert("metadata".into(), metadata.into());
+    pod.insert("spec".into(), spec);
+    Some(pod.into())
+}
+
+/// The name of attempt `attempt` while the name of `last` is taken: `<base>-r<attempt>`,
+/// where `<base>` is the name of `last` without its own `-r<n>` (a replacement of a
+/// replacement is `web-r2`, not `web-r1-r2`). It is kept within [`HOSTNAME_LIMIT`] when
+/// `<base>` fits there (so the kubelet does not cut the hostname), else within
+/// [`NAME_LIMIT`]; a name that does not fit is cut at a character boundary, trailing `-`
+/// and `.` removed, and a hash of the whole `<base>` added, so two long names sharing a
+/// prefix still get different names. Deterministic: the hash is FNV-1a, stable across
+/// builds.
+pub fn derived_name(last: &PodView, attempt: u32) -> String {
+    let name = &*last.name;
+    let base = match prior_attempt(last) {
+        0 | u32::MAX => name,
+        n => name.strip_suffix(&format!("-r{n}")).unwrap_or(name),
+    };
+    let limit = if base.len() <= HOSTNAME_LIMIT {
+        HOSTNAME_LIMIT
+    } else {
+        NAME_LIMIT
+    };
+    fit(base, &format!("-r{attempt}"), limit)
+}
+
+fn fit(base: &str, suffix: &str, limit: usize) -> String {
+    if base.len() + suffix.len() <= limit {
+        return format!("{base}{suffix}");
+    }
+    let hash = format!("{:08x}", fnv1a(base.as_bytes()) as u32);
+    let mut keep = limit.saturating_sub(suffix.len() + 1 + hash.len());
+    while !base.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let prefix = base[..keep].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    if prefix.is_empty() {
+        format!("{hash}{suffix}")
+    } else {
+        format!("{prefix}-{hash}{suffix}")
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }

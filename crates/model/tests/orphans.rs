@@ -1,11 +1,17 @@
 //! Orphan recreation (SEMANTICS B5, B7; issue 14). Each row is a lost bare pod as the
 //! components that wrote it left it, every change named with its writer, and what
-//! `decide` answers: the fencing evidence, or why not.
+//! `decide` answers: the fencing evidence, or why not. Then the replacement's content and
+//! name.
 
 mod common;
 
 use common::*;
-use podwarden_model::orphans::{Evidence, NodeFacts, Skip, decide};
+use podwarden_model::PodView;
+use podwarden_model::orphans::{
+    ATTEMPT_ANNOTATION, DROPPED_SPEC_FIELDS, Evidence, HOSTNAME_LIMIT, NAME_LIMIT, NodeFacts,
+    ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION, Skip, decide, derived_name, lineage,
+    prior_attempt, replacement,
+};
 use serde_json::{Value, json};
 
 const NODE: &str = "node-1";
@@ -702,6 +708,7 @@ fn evidence_without_a_kept_spec_is_not_recreated_blind() {
         decide(&deleted, true, Some(&ready_node()), false, true),
         Err(Skip::NoEvidence)
     );
+    assert_eq!(replacement(&view, 1, true), None);
 }
 
 #[test]
@@ -818,4 +825,271 @@ fn node_facts_from_node_objects() {
         serde_json::from_value(json!({"metadata": {}})).unwrap();
     assert_eq!(NodeFacts::from_node(&nameless), None);
     assert_eq!(deleted_node(), facts(false, false, None));
+}
+
+// ---------------------------------------------------------------------------------------
+// The replacement.
+
+const WATCH_EVENT: &str = include_str!("../../../fixtures/pod-watch-event.json");
+
+/// The fixture's realistic pod without its owner, as a person would have created it, with
+/// what admission and debugging add: a RuntimeClass overhead, an ephemeral container, a
+/// finalizer of someone's controller.
+fn realistic_bare_pod() -> Value {
+    let event: Value = serde_json::from_str(WATCH_EVENT).expect("fixture");
+    let mut pod = event["object"].clone();
+    let meta = pod["metadata"].as_object_mut().expect("metadata");
+    meta.remove("ownerReferences");
+    meta.insert("finalizers".into(), json!(["example.com/protect"]));
+    pod["spec"]["runtimeClassName"] = json!("kata");
+    pod["spec"]["overhead"] = json!({"cpu": "250m", "memory": "120Mi"});
+    pod["spec"]["ephemeralContainers"] =
+        json!([{"name": "debugger", "image": "busybox", "targetContainerName": "app"}]);
+    pod
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    let mut k: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    k.sort_unstable();
+    k
+}
+
+#[test]
+fn the_replacement_keeps_the_spec_but_its_binding_and_what_admission_sets() {
+    let pod = realistic_bare_pod();
+    let view = PodView::from_value(&pod).expect("view");
+    let new = replacement(&view, 1, true).expect("a replacement");
+
+    assert_eq!(keys(&new), ["apiVersion", "kind", "metadata", "spec"]);
+    assert_eq!(
+        (&new["apiVersion"], &new["kind"]),
+        (&json!("v1"), &json!("Pod"))
+    );
+
+    let mut want_spec = pod["spec"].clone();
+    for field in DROPPED_SPEC_FIELDS {
+        assert!(
+            pod["spec"].get(field).is_some(),
+            "the fixture has {field}, so its removal is seen"
+        );
+        want_spec.as_object_mut().unwrap().remove(field);
+        assert!(new["spec"].get(field).is_none(), "{field} is dropped");
+    }
+    assert_eq!(new["spec"], want_spec, "everything else is kept as it was");
+    for kept in [
+        "containers",
+        "volumes",
+        "tolerations",
+        "serviceAccountName",
+        "securityContext",
+        "schedulerName",
+        "runtimeClassName",
+        "restartPolicy",
+    ] {
+        assert_eq!(new["spec"][kept], pod["spec"][kept], "{kept}");
+    }
+
+    let meta = &new["metadata"];
+    assert_eq!(keys(meta), ["annotations", "labels", "name", "namespace"]);
+    assert_eq!(meta["name"], pod["metadata"]["name"]);
+    assert_eq!(meta["namespace"], pod["metadata"]["namespace"]);
+    assert_eq!(meta["labels"], pod["metadata"]["labels"]);
+    let mut want_annotations = pod["metadata"]["annotations"].clone();
+    want_annotations[ORIGINAL_UID_ANNOTATION] = pod["metadata"]["uid"].clone();
+    want_annotations[ATTEMPT_ANNOTATION] = json!("1");
+    assert_eq!(meta["annotations"], want_annotations);
+}
+
+#[test]
+fn a_replacement_reads_back_as_an_unbound_bare_pod_of_its_lineage() {
+    let original = running("Always").annotate("team", "payments").view();
+    let mut first = replacement(&original, 1, true).expect("attempt 1");
+    assert!(first["metadata"].get("uid").is_none());
+    first["metadata"]["uid"] = json!("uid-web-second"); // what the API server gives it
+    let first = PodView::from_value(&first).expect("view");
+    assert!(!first.controlled && first.full_spec.is_some());
+    assert_eq!(first.spec.node_name, None);
+    assert_eq!(first.labels, original.labels);
+    assert_eq!(lineage(&first), &*original.uid);
+    assert_eq!(prior_attempt(&first), 1);
+
+    // The replacement, given a uid by the API server and marked by its controller as
+    // replaced, then lost: attempt 2 keeps the lineage's first uid, not the marker.
+    let mut lost = replacement(&original, 1, true).expect("attempt 1");
+    lost["metadata"]["uid"] = json!("uid-web-second");
+    lost["metadata"]["annotations"][REPLACEMENT_ANNOTATION] = json!("web-r2");
+    lost["spec"]["nodeName"] = json!("node-2");
+    let lost = PodView::from_value(&lost).expect("view");
+    let second = replacement(&lost, 2, false).expect("attempt 2");
+    let annotations = &second["metadata"]["annotations"];
+    assert_eq!(annotations[ORIGINAL_UID_ANNOTATION], json!(&*original.uid));
+    assert_eq!(annotations[ATTEMPT_ANNOTATION], json!("2"));
+    assert_eq!(annotations["team"], json!("payments"));
+    assert!(annotations.get(REPLACEMENT_ANNOTATION).is_none());
+    assert!(second["spec"].get("nodeName").is_none());
+}
+
+fn named(name: &str) -> Pod {
+    Pod::new(name).orphan().uid("uid-lost").containers(&["app"])
+}
+
+fn made_by(name: &str, attempt: u32) -> Pod {
+    named(name)
+        .annotate(ORIGINAL_UID_ANNOTATION, "uid-first")
+        .annotate(ATTEMPT_ANNOTATION, &attempt.to_string())
+}
+
+#[test]
+fn one_loss_always_gets_the_same_name() {
+    for (case, pod, attempt, gone, want) in [
+        ("gone: the original name", named("web"), 1, true, "web"),
+        (
+            "still there, terminal: a derived name",
+            named("web"),
+            1,
+            false,
+            "web-r1",
+        ),
+        (
+            "gone, after naming its replacement while it was there",
+            named("web").annotate(REPLACEMENT_ANNOTATION, "web-r1"),
+            1,
+            true,
+            "web-r1",
+        ),
+        (
+            "a replacement still there: the base without its own suffix",
+            made_by("web-r1", 1),
+            2,
+            false,
+            "web-r2",
+        ),
+        (
+            "a replacement gone: its own name",
+            made_by("web-r1", 1),
+            2,
+            true,
+            "web-r1",
+        ),
+        (
+            "a replacement made under the original name, still there",
+            made_by("web", 2),
+            3,
+            false,
+            "web-r3",
+        ),
+        (
+            "a suffix podwarden did not make is part of the name",
+            named("db-r1"),
+            1,
+            false,
+            "db-r1-r1",
+        ),
+    ] {
+        let view = pod.view();
+        let name = replacement(&view, attempt, gone).expect("a replacement")["metadata"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_string();
+        assert_eq!(name, want, "{case}");
+        assert_eq!(
+            replacement(&view, attempt, gone).unwrap()["metadata"]["name"],
+            json!(want),
+            "{case}: deterministic"
+        );
+    }
+}
+
+/// RFC 1123 subdomain, as pod names are validated.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= NAME_LIMIT
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+#[test]
+fn derived_names_fit_the_name_and_hostname_limits() {
+    let prefix = "payments-ledger-reconciler-nightly-batch-eu-west-1a-0";
+    let a = format!("{prefix}-aaaaaaa"); // 61
+    let b = format!("{prefix}-bbbbbbb");
+    let long = format!("{}.{}", "x".repeat(126), "y".repeat(126)); // 253
+    let dotted = format!("{}.{}", "a".repeat(59), "b"); // 61, cut lands after the dot
+    for (case, name, attempt, limit) in [
+        ("fits: suffix only", "web", 1, HOSTNAME_LIMIT),
+        (
+            "a hostname-sized name stays one",
+            a.as_str(),
+            1,
+            HOSTNAME_LIMIT,
+        ),
+        (
+            "a hostname-sized name, attempt 10",
+            a.as_str(),
+            10,
+            HOSTNAME_LIMIT,
+        ),
+        ("exactly 63", &"c".repeat(63), 3, HOSTNAME_LIMIT),
+        (
+            "longer than a hostname: up to 253",
+            &"d".repeat(64),
+            1,
+            NAME_LIMIT,
+        ),
+        ("253 long", long.as_str(), 2, NAME_LIMIT),
+        (
+            "253 long, the largest attempt",
+            long.as_str(),
+            u32::MAX,
+            NAME_LIMIT,
+        ),
+        ("cut next to a dot", dotted.as_str(), 1000, HOSTNAME_LIMIT),
+    ] {
+        let view = named(name).view();
+        let derived = derived_name(&view, attempt);
+        assert!(
+            derived.len() <= limit,
+            "{case}: {derived} ({})",
+            derived.len()
+        );
+        assert!(is_dns_subdomain(&derived), "{case}: {derived}");
+        assert!(
+            derived.ends_with(&format!("-r{attempt}")),
+            "{case}: {derived}"
+        );
+        assert_eq!(
+            derived,
+            derived_name(&view, attempt),
+            "{case}: deterministic"
+        );
+    }
+
+    // Two long names sharing the part that is kept still get different names.
+    let (da, db) = (
+        derived_name(&named(&a).view(), 5),
+        derived_name(&named(&b).view(), 5),
+    );
+    assert_ne!(da, db);
+    assert_eq!(da.len(), HOSTNAME_LIMIT);
+    assert_eq!(da[..40], db[..40], "{da} and {db} keep the shared prefix");
+
+    // A shortened replacement's own replacement keeps its base: only the suffix changes.
+    let first = derived_name(&named(&a).view(), 1);
+    let second = derived_name(&made_by(&first, 1).view(), 2);
+    assert_eq!(
+        first.strip_suffix("-r1"),
+        second.strip_suffix("-r2"),
+        "{first} then {second}"
+    );
 }
