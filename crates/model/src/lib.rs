@@ -11,7 +11,7 @@ pub mod time;
 pub mod tracker;
 pub mod view;
 
-pub use orphans::{Evidence, NodeFacts, Skip, decide};
+pub use orphans::{Attempts, Evidence, Next, NodeFacts, Skip, decide, replacement};
 pub use phase::{container_should_restart, expected_phase, get_phase};
 pub use rules::{
     Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate,

@@ -1,6 +1,6 @@
 //! Orphan recreation, the pure part: whether a lost bare pod may be recreated (fencing
-//! evidence that the old pod cannot still run, SEMANTICS B5 and B7), and what its
-//! replacement is.
+//! evidence that the old pod cannot still run, SEMANTICS B5 and B7), what its
+//! replacement is, and the per-lineage attempt budget and backoff.
 //!
 //! Kubernetes recreates a pod lost to a node fault only when a controller owns it. For a
 //! bare pod podwarden fills that gap, and a wrong "yes" makes one workload run twice, so
@@ -8,13 +8,17 @@
 //! wrote a state that says the old pod cannot run any more, and with a [`Skip`] otherwise.
 //!
 //! Nothing here reads a clock, a cache or the network: the caller passes the last state it
-//! saw of the pod and what its node cache says of the pod's node ([`NodeFacts`]).
+//! saw of the pod, what its node cache says of the pod's node ([`NodeFacts`]), and the
+//! time.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{Map, Value};
 
+use crate::policy::OrphanSettings;
+use crate::time::Timestamp;
 use crate::view::{ConditionStatus, ConditionType, Phase, PodView, RestartPolicy, Str};
 use podwarden_base::selector::Labels;
 
@@ -189,8 +193,7 @@ pub enum Skip {
     /// replacement is never made blind.
     NoSpec,
     /// The lineage used every attempt the policy allows. [`decide`] never returns it; it is
-    /// the reason for an exhausted attempt budget, so that every skip reason comes from one
-    /// list.
+    /// the reason for [`Next::Exhausted`], so that every skip reason comes from one list.
     BudgetExhausted,
 }
 
@@ -522,4 +525,141 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// What [`Attempts::next`] allows for a loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Recreate now, as this attempt (from 1).
+    Ready(u32),
+    /// Backoff: ask again at this time.
+    Wait(Timestamp),
+    /// The lineage used every attempt the policy allows ([`Skip::BudgetExhausted`]).
+    Exhausted,
+    /// This loss already has its replacement, made by this attempt: the same lost pod seen
+    /// again (a terminal pod, then its deletion; a relist). Nothing to create.
+    Done(u32),
+}
+
+/// One lineage's newest attempt and when it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Made {
+    attempt: u32,
+    at: Timestamp,
+}
+
+/// The attempt budget and backoff of one policy's orphan recreation, per lineage (the
+/// lost pods and replacements that descend from one original pod, keyed by its uid).
+///
+/// The n-th replacement of a lineage is attempt n. The first loss is recreated at once;
+/// after replacement n is lost, attempt n+1 waits until `backoff_for(n)` after attempt n
+/// was made (the backoff doubling from `backoff` to `max_backoff`); a lineage that has used
+/// `max_attempts` is exhausted (`max_attempts: 0` disables recreation). The budget counts
+/// the whole life of a lineage: it is not reset by a replacement that ran for long.
+///
+/// Bounded: at most `capacity` lineages are remembered; recording one more forgets the
+/// lineage whose newest attempt is oldest. Forgetting loses nothing the pods do not carry:
+/// a replacement names its lineage and attempt in its annotations and its creation time is
+/// when its attempt was made, so the count and the backoff are read again from the lost
+/// replacement, and a loss seen again after its lineage was forgotten gets the same name
+/// as before (see [`replacement`]), whose create answers 409 while that replacement
+/// exists. What the table adds is [`Next::Done`] without that round trip, also after a
+/// person deleted the replacement (then only the table knows the loss was handled: size
+/// it above the lineages whose lost pods may still be seen), and the time of an attempt
+/// whose pod has no creation time.
+#[derive(Debug, Clone)]
+pub struct Attempts {
+    settings: OrphanSettings,
+    capacity: usize,
+    lineages: HashMap<Str, Made>,
+}
+
+impl Attempts {
+    /// 4096 lineages: about 100 bytes each with their keys, under half a megabyte.
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    /// A table for a policy's settings, remembering at most `capacity` lineages (at least
+    /// one).
+    pub fn new(settings: OrphanSettings, capacity: usize) -> Self {
+        Attempts {
+            settings,
+            capacity: capacity.max(1),
+            lineages: HashMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> OrphanSettings {
+        self.settings
+    }
+
+    /// The policy changed: later answers use the new budget and backoff; the attempts made
+    /// stay counted.
+    pub fn set_settings(&mut self, settings: OrphanSettings) {
+        self.settings = settings;
+    }
+
+    /// Lineages remembered.
+    pub fn len(&self) -> usize {
+        self.lineages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lineages.is_empty()
+    }
+
+    /// What may be done at `now` for the loss of `lost` (a pod [`decide`] found evidence
+    /// for).
+    pub fn next(&self, lost: &PodView, now: Timestamp) -> Next {
+        let prior = prior_attempt(lost);
+        let made = self.lineages.get(lineage(lost)).copied();
+        if let Some(m) = made
+            && m.attempt > prior
+        {
+            return Next::Done(prior + 1);
+        }
+        if prior >= self.settings.max_attempts {
+            return Next::Exhausted;
+        }
+        if prior == 0 {
+            return Next::Ready(1);
+        }
+        // `lost` is attempt `prior`: made when the table says, or when it was created.
+        let since = match made {
+            Some(m) if m.attempt == prior => Some(m.at),
+            _ => lost.creation_timestamp,
+        };
+        match since.map(|t| t.plus(self.settings.backoff_for(prior))) {
+            Some(until) if now < until => Next::Wait(until),
+            _ => Next::Ready(prior + 1),
+        }
+    }
+
+    /// Attempt `attempt` of `lineage` was made at `at` (its create succeeded, or answered
+    /// 409 for this same replacement). Recording an attempt again, or an older one, keeps
+    /// the newest attempt and its first time, so a retried create does not restart the
+    /// backoff.
+    pub fn record(&mut self, lineage: &str, attempt: u32, at: Timestamp) {
+        if let Some(m) = self.lineages.get_mut(lineage) {
+            if attempt > m.attempt {
+                *m = Made { attempt, at };
+            }
+            return;
+        }
+        if self.lineages.len() >= self.capacity {
+            let oldest = self
+                .lineages
+                .iter()
+                .min_by(|a, b| (a.1.at, a.0).cmp(&(b.1.at, b.0)))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.lineages.remove(&k);
+            }
+        }
+        self.lineages.insert(lineage.into(), Made { attempt, at });
+    }
+
+    /// Forget a lineage (its pods are all gone, or the policy no longer selects them).
+    pub fn forget(&mut self, lineage: &str) {
+        self.lineages.remove(lineage);
+    }
 }

@@ -1,17 +1,18 @@
 //! Orphan recreation (SEMANTICS B5, B7; issue 14). Each row is a lost bare pod as the
 //! components that wrote it left it, every change named with its writer, and what
 //! `decide` answers: the fencing evidence, or why not. Then the replacement's content and
-//! name.
+//! name, and the attempt budget and backoff.
 
 mod common;
 
 use common::*;
-use podwarden_model::PodView;
 use podwarden_model::orphans::{
-    ATTEMPT_ANNOTATION, DROPPED_SPEC_FIELDS, Evidence, HOSTNAME_LIMIT, NAME_LIMIT, NodeFacts,
-    ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION, Skip, decide, derived_name, lineage,
-    prior_attempt, replacement,
+    ATTEMPT_ANNOTATION, Attempts, DROPPED_SPEC_FIELDS, Evidence, HOSTNAME_LIMIT, NAME_LIMIT, Next,
+    NodeFacts, ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION, Skip, decide, derived_name,
+    lineage, prior_attempt, replacement,
 };
+use podwarden_model::policy::OrphanSettings;
+use podwarden_model::{PodView, Seconds, Timestamp};
 use serde_json::{Value, json};
 
 const NODE: &str = "node-1";
@@ -1092,4 +1093,234 @@ fn derived_names_fit_the_name_and_hostname_limits() {
         second.strip_suffix("-r2"),
         "{first} then {second}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The attempt budget and backoff.
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp(T0 + secs)
+}
+
+/// The original pod of lineage `uid-<name>`, as last seen (evicted, say).
+fn original(name: &str) -> PodView {
+    Pod::new(name).orphan().containers(&["app"]).view()
+}
+
+/// Attempt `attempt` of lineage `uid-<name>`, created at `created`, now lost too.
+fn lost_replacement(name: &str, attempt: u32, created: i64) -> PodView {
+    Pod::new(name)
+        .orphan()
+        .uid(&format!("uid-{name}-{attempt}"))
+        .created(created)
+        .containers(&["app"])
+        .annotate(ORIGINAL_UID_ANNOTATION, &format!("uid-{name}"))
+        .annotate(ATTEMPT_ANNOTATION, &attempt.to_string())
+        .view()
+}
+
+fn settings(max_attempts: u32, backoff: i64, max_backoff: i64) -> OrphanSettings {
+    OrphanSettings {
+        max_attempts,
+        backoff: Seconds(backoff),
+        max_backoff: Seconds(max_backoff),
+    }
+}
+
+#[test]
+fn a_lineage_is_recreated_at_once_then_after_a_doubling_backoff_then_no_more() {
+    let mut attempts = Attempts::new(OrphanSettings::DEFAULT, Attempts::DEFAULT_CAPACITY);
+    assert_eq!(OrphanSettings::DEFAULT, settings(3, 30, 600));
+    // (what happened, the lost pod, now, the answer, the attempt then recorded as made)
+    let steps: Vec<(&str, PodView, i64, Next, Option<u32>)> = vec![
+        (
+            "the original is evicted at 100: at once",
+            original("web"),
+            100,
+            Next::Ready(1),
+            Some(1),
+        ),
+        (
+            "the evicted original is deleted: the same loss",
+            original("web"),
+            150,
+            Next::Done(1),
+            None,
+        ),
+        (
+            "replacement 1 (made at 100) lost at 110: 30 s after 100",
+            lost_replacement("web", 1, 100),
+            110,
+            Next::Wait(at(130)),
+            None,
+        ),
+        (
+            "asked again at 130",
+            lost_replacement("web", 1, 100),
+            130,
+            Next::Ready(2),
+            Some(2),
+        ),
+        (
+            "replacement 2 lost at 140: doubled, 60 s after 130",
+            lost_replacement("web", 2, 130),
+            140,
+            Next::Wait(at(190)),
+            None,
+        ),
+        (
+            "asked again at 190",
+            lost_replacement("web", 2, 130),
+            190,
+            Next::Ready(3),
+            Some(3),
+        ),
+        (
+            "replacement 3 lost much later: three attempts used",
+            lost_replacement("web", 3, 190),
+            5000,
+            Next::Exhausted,
+            None,
+        ),
+        (
+            "replacement 1 seen again by a relist",
+            lost_replacement("web", 1, 100),
+            5000,
+            Next::Done(2),
+            None,
+        ),
+        (
+            "another lineage is not affected",
+            original("db"),
+            5000,
+            Next::Ready(1),
+            None,
+        ),
+    ];
+    for (what, lost, now, want, made) in steps {
+        assert_eq!(attempts.next(&lost, at(now)), want, "{what}");
+        if let Some(n) = made {
+            attempts.record(lineage(&lost), n, at(now));
+        }
+    }
+    assert_eq!(attempts.len(), 1);
+}
+
+#[test]
+fn the_backoff_doubles_up_to_its_cap() {
+    let attempts = Attempts::new(settings(10, 30, 100), 16);
+    for (prior, wait) in [(1, 30), (2, 60), (3, 100), (4, 100), (9, 100)] {
+        assert_eq!(
+            attempts.next(&lost_replacement("web", prior, 0), at(0)),
+            Next::Wait(at(wait)),
+            "after attempt {prior}"
+        );
+    }
+    assert_eq!(
+        attempts.next(&lost_replacement("web", 10, 0), at(0)),
+        Next::Exhausted
+    );
+}
+
+#[test]
+fn a_restarted_controller_reads_the_count_and_the_time_from_the_lost_replacement() {
+    let attempts = Attempts::new(OrphanSettings::DEFAULT, 16);
+    let second = lost_replacement("web", 2, 500);
+    assert_eq!(attempts.next(&second, at(510)), Next::Wait(at(560)));
+    assert_eq!(attempts.next(&second, at(560)), Next::Ready(3));
+    assert_eq!(
+        attempts.next(&lost_replacement("web", 3, 600), at(9000)),
+        Next::Exhausted
+    );
+    // Without a creation time the backoff cannot be placed; the budget still holds.
+    let mut timeless = lost_replacement("web", 1, 0);
+    timeless.creation_timestamp = None;
+    assert_eq!(attempts.next(&timeless, at(1)), Next::Ready(2));
+}
+
+#[test]
+fn a_retried_create_keeps_the_first_time_of_its_attempt() {
+    let mut attempts = Attempts::new(OrphanSettings::DEFAULT, 16);
+    attempts.record("uid-web", 1, at(100));
+    attempts.record("uid-web", 1, at(200)); // the same create, retried after a 5xx or a 409
+    attempts.record("uid-web", 0, at(300)); // an older attempt seen late
+    // The replacement's own creation time is later than the attempt's first time.
+    assert_eq!(
+        attempts.next(&lost_replacement("web", 1, 201), at(110)),
+        Next::Wait(at(130))
+    );
+}
+
+#[test]
+fn zero_attempts_disables_recreation_and_an_unreadable_count_is_exhausted() {
+    let disabled = Attempts::new(settings(0, 30, 600), 16);
+    assert_eq!(disabled.next(&original("web"), at(0)), Next::Exhausted);
+    assert_eq!(Skip::BudgetExhausted.reason(), "BudgetExhausted");
+
+    let attempts = Attempts::new(OrphanSettings::DEFAULT, 16);
+    let garbled = Pod::new("web")
+        .orphan()
+        .containers(&["app"])
+        .annotate(ATTEMPT_ANNOTATION, "two")
+        .view();
+    assert_eq!(prior_attempt(&garbled), u32::MAX);
+    assert_eq!(attempts.next(&garbled, at(0)), Next::Exhausted);
+}
+
+#[test]
+fn a_policy_change_applies_to_the_next_answer() {
+    let mut attempts = Attempts::new(OrphanSettings::DEFAULT, 16);
+    attempts.record("uid-web", 1, at(100));
+    attempts.set_settings(settings(1, 30, 600));
+    assert_eq!(attempts.settings().max_attempts, 1);
+    assert_eq!(
+        attempts.next(&lost_replacement("web", 1, 100), at(1000)),
+        Next::Exhausted
+    );
+}
+
+#[test]
+fn the_table_is_bounded_and_forgetting_loses_nothing_the_pods_carry() {
+    let mut attempts = Attempts::new(OrphanSettings::DEFAULT, 2);
+    assert!(attempts.is_empty());
+    for (name, when) in [("a", 100), ("b", 200), ("c", 300)] {
+        let lost = original(name);
+        assert_eq!(attempts.next(&lost, at(when)), Next::Ready(1));
+        attempts.record(lineage(&lost), 1, at(when));
+    }
+    assert_eq!(attempts.len(), 2, "at most its capacity");
+    assert_eq!(attempts.next(&original("b"), at(400)), Next::Done(1));
+    assert_eq!(attempts.next(&original("c"), at(400)), Next::Done(1));
+
+    // "a", the oldest, was forgotten. Its replacement's loss gets the same answers from the
+    // replacement's annotations and creation time as from the table.
+    let remembered = {
+        let mut t = Attempts::new(OrphanSettings::DEFAULT, 16);
+        t.record("uid-a", 1, at(100));
+        t
+    };
+    for now in [110, 130] {
+        let lost = lost_replacement("a", 1, 100);
+        assert_eq!(
+            attempts.next(&lost, at(now)),
+            remembered.next(&lost, at(now))
+        );
+    }
+    // The forgotten original, seen again, is not known as done any more; but it named its
+    // replacement before the create, so the create gets the same name and answers 409.
+    let marked = Pod::new("a")
+        .orphan()
+        .containers(&["app"])
+        .annotate(REPLACEMENT_ANNOTATION, "a-r1");
+    assert_eq!(attempts.next(&marked.view(), at(500)), Next::Ready(1));
+    let again = replacement(&marked.view(), 1, true).expect("a replacement");
+    assert_eq!(again["metadata"]["name"], json!("a-r1"));
+    assert_eq!(derived_name(&original("a"), 1), "a-r1");
+
+    attempts.forget("uid-b");
+    assert_eq!(attempts.len(), 1);
+    let mut one = Attempts::new(OrphanSettings::DEFAULT, 0);
+    one.record("uid-a", 1, at(1));
+    one.record("uid-b", 1, at(2));
+    assert_eq!(one.len(), 1, "a capacity of 0 keeps one");
 }
