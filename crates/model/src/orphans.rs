@@ -297,8 +297,9 @@ impl NodeFacts {
 ///
 /// Checked in this order, the first that applies answering: not synced; owned; Succeeded;
 /// Never without opt-in; still there and not terminal; then the evidence, and a kept full
-/// spec to build the replacement from. The answer depends on `last` alone, so the caller
-/// asks again as the pod changes (a terminal pod, then its deletion) and as the node does.
+/// spec to build the replacement from. The answer depends on the arguments alone, so the
+/// caller asks again as the pod changes (a terminal pod, then its deletion) and as its
+/// node's facts do; a skip is final only for what it was given.
 pub fn decide(
     last: &PodView,
     gone: bool,
