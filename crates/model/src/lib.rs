@@ -1,6 +1,8 @@
 //! The semantic model of pod lifecycles (SEMANTICS.md): a compact pod view, the phase the
-//! kubelet computes, and the rules. Pure: no client, no I/O, no async.
+//! kubelet computes, the rules, and the orphan recreation decision. Pure: no client, no
+//! I/O, no async.
 
+pub mod orphans;
 pub mod phase;
 pub mod policy;
 pub mod rules;
@@ -9,6 +11,7 @@ pub mod time;
 pub mod tracker;
 pub mod view;
 
+pub use orphans::{Attempts, Evidence, Next, NodeFacts, Skip, decide, replacement};
 pub use phase::{container_should_restart, expected_phase, get_phase};
 pub use rules::{
     Finding, Input, RestartBudget, RuleId, RuleSet, RuleSettings, Severity, evaluate,

@@ -3,7 +3,8 @@
 //! Going through the full `k8s_openapi` Pod costs several times the parse time and tens of
 //! times the memory (managedFields, env, probes, volumes ...). Everything not read here is
 //! skipped by the deserializer without being built. Pods without a controller keep their
-//! full `spec`, because orphan recreation needs it; for owned pods it is never built.
+//! full `spec` and their annotations, because orphan recreation needs them; for owned pods
+//! the full spec is never built and the annotations are dropped once read.
 
 use std::fmt;
 use std::sync::Arc;
@@ -457,6 +458,10 @@ struct MetadataView {
     resource_version: Option<Str>,
     #[serde(default)]
     labels: LabelList,
+    /// Read for every pod (the API server writes `annotations` before `ownerReferences`, so
+    /// whether the pod has a controller is not known yet); kept only for bare pods.
+    #[serde(default)]
+    annotations: LabelList,
     #[serde(default, deserialize_with = "time::deserialize_opt")]
     creation_timestamp: Option<Timestamp>,
     #[serde(default, deserialize_with = "time::deserialize_opt")]
@@ -488,6 +493,9 @@ pub struct PodView {
     pub status: PodStatusView,
     /// The complete `spec`, kept only for pods without a controller.
     pub full_spec: Option<Box<serde_json::Value>>,
+    /// The annotations, kept only for pods without a controller that have any: a
+    /// replacement keeps them, and a replacement's own ones name its lineage.
+    pub annotations: Option<Box<LabelList>>,
 }
 
 impl PodView {
@@ -812,6 +820,11 @@ impl<'s> PodParts<'s> {
             } else {
                 self.full_spec.map(Box::new)
             },
+            annotations: if controlled || metadata.annotations.0.is_empty() {
+                None
+            } else {
+                Some(Box::new(metadata.annotations))
+            },
         })
     }
 }
@@ -887,9 +900,18 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("ownerReferences");
+        pod["metadata"]["annotations"] = serde_json::json!({"b": "2", "a": "1"});
         let view = PodView::from_value(&pod).unwrap();
         assert!(!view.controlled);
         assert_eq!(view.full_spec.as_deref(), Some(&pod["spec"]));
+        let annotations = view
+            .annotations
+            .as_deref()
+            .expect("a bare pod keeps annotations");
+        assert_eq!(
+            (annotations.label("a"), annotations.label("b")),
+            (Some("1"), Some("2"))
+        );
 
         // spec before metadata: the full spec is built, then dropped for an owned pod.
         let owned = fixture_pod();
@@ -898,7 +920,7 @@ mod tests {
             owned["spec"], owned["metadata"], owned["status"]
         );
         let view = PodView::from_slice(reordered.as_bytes()).unwrap();
-        assert!(view.controlled && view.full_spec.is_none());
+        assert!(view.controlled && view.full_spec.is_none() && view.annotations.is_none());
         assert_eq!(view.spec.containers.len(), 2);
     }
 

@@ -372,7 +372,7 @@ fn show_path(path: &[Seg]) -> String {
 /// The members the model reads (everything else is skipped unread).
 #[rustfmt::skip]
 const READ_KEYS: &[&str] = &[
-    "kind", "metadata", "name", "namespace", "uid", "resourceVersion", "labels",
+    "kind", "metadata", "name", "namespace", "uid", "resourceVersion", "labels", "annotations",
     "creationTimestamp", "deletionTimestamp", "ownerReferences", "controller", "spec",
     "restartPolicy", "nodeName", "containers", "initContainers", "restartPolicyRules",
     "action", "exitCodes", "operator", "values", "readinessGates", "conditionType",
@@ -386,7 +386,10 @@ fn is_read(path: &[Seg]) -> bool {
     path.iter().enumerate().all(|(i, seg)| match seg {
         Seg::Index(_) => true,
         Seg::Key(k) => {
-            READ_KEYS.contains(&k.as_str()) || (i > 0 && path[i - 1] == Seg::Key("labels".into()))
+            READ_KEYS.contains(&k.as_str())
+                || (i > 0
+                    && (path[i - 1] == Seg::Key("labels".into())
+                        || path[i - 1] == Seg::Key("annotations".into())))
         }
     })
 }
@@ -769,11 +772,13 @@ fn check_parse(text: &[u8]) -> Result<Result<PodView, serde_json::Error>, TestCa
                 TestCaseError::fail(format!("read directly, not from its Value: {e}"))
             })?;
             let dups = objects_with_a_key_twice(text).expect("it is JSON");
-            // Known divergence: a label key written twice keeps its first value read
-            // directly, its last (what the API server keeps) through a Value.
-            if dups.iter().any(|p| show_path(p) == "metadata.labels") {
+            // Known divergence: a label or annotation key written twice keeps its first
+            // value read directly, its last (what the API server keeps) through a Value.
+            let twice = |at: &str| dups.iter().any(|p| show_path(p) == at);
+            if twice("metadata.labels") || twice("metadata.annotations") {
                 let rest = PodView {
                     labels: from_value.labels.clone(),
+                    annotations: from_value.annotations.clone(),
                     ..view.clone()
                 };
                 prop_assert_eq!(rest, from_value);

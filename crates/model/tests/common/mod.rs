@@ -147,6 +147,28 @@ impl Pod {
         self
     }
 
+    /// `status.message`, which the view does not read but real writers set.
+    pub fn message(mut self, message: &str) -> Self {
+        self.0["status"]["message"] = json!(message);
+        self
+    }
+
+    pub fn annotate(mut self, key: &str, value: &str) -> Self {
+        self.0["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    /// Bound to `node` (`spec.nodeName`).
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.0["spec"]["nodeName"] = json!(node);
+        self
+    }
+
+    pub fn created(mut self, at: i64) -> Self {
+        self.0["metadata"]["creationTimestamp"] = json!(t(at));
+        self
+    }
+
     pub fn deleting(mut self, at: i64) -> Self {
         self.0["metadata"]["deletionTimestamp"] = json!(t(at));
         self
