@@ -759,3 +759,77 @@ async fn probes_and_metrics_are_served() {
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_holds_again_counts_in_its_event_series_not_a_new_event() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    create(&sim, selected_pod("steady", "forever", "yes")).await;
+    let ctrl = start(&client).await;
+    advance(&sim, 5);
+    // The faulty kubelet writes ContainersReady True with the container not ready; it
+    // writes nothing more for this pod after that, so the writes below are the only
+    // ones: the container ready (the state stops), then not ready again (it holds again).
+    sim.inject("default", "steady", "containers-ready-mismatch")
+        .expect("inject");
+    until("the Event", async || {
+        (!podwarden_events(&client, "default", "steady")
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    let set_ready = async |ready: bool| {
+        let pod = pods.get("steady").await.expect("pod");
+        let mut statuses = serde_json::to_value(
+            pod.status
+                .and_then(|s| s.container_statuses)
+                .expect("container statuses"),
+        )
+        .expect("json");
+        statuses[0]["ready"] = json!(ready);
+        pods.patch_status(
+            "steady",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"containerStatuses": statuses}})),
+        )
+        .await
+        .expect("status write");
+    };
+    let findings = total_findings(&ctrl);
+    set_ready(true).await;
+    set_ready(false).await;
+    until("the second finding", async || {
+        (total_findings(&ctrl) > findings).then_some(())
+    })
+    .await;
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let series = until("the repeat counted on the Event", async || {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let ours: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("steady")
+                    && e.reporting_controller.as_deref()
+                        == Some(controller::events::REPORTING_CONTROLLER)
+            })
+            .collect();
+        assert_eq!(ours.len(), 1, "one Event object: {ours:?}");
+        ours[0].series.clone()
+    })
+    .await;
+    assert_eq!(series.count, 2);
+    let status = until("the status", async || {
+        policy(&client)
+            .await
+            .status
+            .filter(|s| s.findings_by_rule.get("containers-ready-mismatch") == Some(&2))
+    })
+    .await;
+    assert_eq!(status.violations, 2, "each occurrence counts");
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use podwarden_model::{Finding, RuleId, Severity};
 use tokio::sync::Notify;
 
@@ -302,16 +302,31 @@ pub async fn write_loop(
         }
         let api: Api<Event> = Api::namespaced(client.clone(), &finding.namespace);
         let event = event_for(&finding, &instance, jiff::Timestamp::now());
-        write_one(&api, &event, &metrics).await;
+        write_one(&api, &event, finding.rule.is_state(), &metrics).await;
     }
 }
 
-async fn write_one(api: &Api<Event>, event: &Event, metrics: &Metrics) {
+/// Creates the Event. Its name taken means the occurrence is recorded: for a
+/// transition, nothing more to write; for a state, which the controller reports again
+/// only when it holds again after it stopped (a restarted controller's own states are
+/// filtered out before this), the existing Event's series counts the repeat instead of
+/// a new object.
+async fn write_one(api: &Api<Event>, event: &Event, state: bool, metrics: &Metrics) {
     let mut delay = Duration::from_millis(200);
     for attempt in 1..=WRITE_ATTEMPTS {
         match api.create(&PostParams::default(), event).await {
             Ok(_) => {
                 metrics.events_written.inc();
+                return;
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 && state => {
+                match count_repeat(api, event).await {
+                    Ok(()) => metrics.events_written.inc(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "event series not updated");
+                        metrics.event_write_errors.inc()
+                    }
+                };
                 return;
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {
@@ -335,6 +350,24 @@ async fn write_one(api: &Api<Event>, event: &Event, metrics: &Metrics) {
         }
     }
     metrics.event_write_errors.inc();
+}
+
+/// One more observation of the existing Event's occurrence: `series.count` (2 for the
+/// first repeat) and `series.lastObservedTime`.
+async fn count_repeat(api: &Api<Event>, event: &Event) -> Result<(), kube::Error> {
+    let name = event.metadata.name.as_deref().unwrap_or_default();
+    let existing = api.get(name).await?;
+    let count = existing.series.as_ref().map_or(1, |s| s.count) + 1;
+    let patch = serde_json::json!({
+        "series": {
+            "count": count,
+            // As the API writes a MicroTime (microseconds).
+            "lastObservedTime": MicroTime(jiff::Timestamp::now()),
+        }
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
