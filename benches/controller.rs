@@ -968,12 +968,6 @@ fn run_size(pods: usize, settings: &Settings) -> Report {
     for _ in 0..PREROLL_SECONDS {
         start_events += cluster.advance(Duration::from_secs(1));
     }
-    if std::env::var("CALIBRATE").is_ok() {
-        for s in PREROLL_SECONDS..600 {
-            let n = cluster.advance(Duration::from_secs(1));
-            println!("t={s} {n} {:.4}", n as f64 / pods as f64);
-        }
-    }
     println!(
         "the first {PREROLL_SECONDS} simulated seconds: {start_events} pod events ({:.1}s wall)",
         t.elapsed().as_secs_f64()
