@@ -1331,7 +1331,7 @@ fn print_table(reports: &[Report], settings: &Settings) {
     let row = |label: &str, cells: Vec<String>| {
         print!("{label:<50}");
         for c in cells {
-            print!("{c:>15}");
+            print!(" {c:>15}");
         }
         println!();
     };
