@@ -236,18 +236,27 @@ impl Engine {
             return self.attribute_all(found);
         }
         self.ensure_groups(&selecting);
-        for (i, group) in self.groups.iter_mut().enumerate() {
-            let used = selecting.iter().any(|k| {
-                self.policies[k]
+        let policies = &self.policies;
+        let uses = |group: &SettingsGroup| {
+            selecting.iter().any(|k| {
+                policies[k]
                     .config
                     .as_ref()
                     .is_ok_and(|c| c.settings == group.settings)
-            });
-            if !used {
+            })
+        };
+        // The last group that uses the view keeps it; only the groups before it copy it.
+        let last_user = self.groups.iter().rposition(uses);
+        let mut view = Some(view);
+        for (i, group) in self.groups.iter_mut().enumerate() {
+            if !uses(group) {
                 group.tracker.forget(&uid);
                 continue;
             }
-            match group.tracker.arrival(&view) {
+            let Some(current) = view.as_ref() else {
+                break;
+            };
+            match group.tracker.arrival(current) {
                 Arrival::Duplicate => {
                     self.duplicates += 1;
                     continue;
@@ -258,7 +267,15 @@ impl Engine {
                 }
                 Arrival::New | Arrival::Next => {}
             }
-            for finding in group.tracker.observe(view.clone(), now, &group.settings) {
+            let snapshot = if last_user == Some(i) {
+                view.take()
+            } else {
+                view.clone()
+            };
+            let Some(snapshot) = snapshot else {
+                break;
+            };
+            for finding in group.tracker.observe(snapshot, now, &group.settings) {
                 if change == PodChange::Relisted && !finding.rule.holds_across_gap() {
                     continue;
                 }
@@ -363,6 +380,15 @@ impl Engine {
 
     /// Keeps the `selecting` set of a pod and each policy's count of selected pods.
     fn update_selection(&mut self, uid: &str, selecting: &[PolicyKey]) {
+        // Most events leave a pod's selection as it was: nothing to store or count.
+        if !selecting.is_empty()
+            && self
+                .selected_by
+                .get(uid)
+                .is_some_and(|before| before.as_slice() == selecting)
+        {
+            return;
+        }
         let before = if selecting.is_empty() {
             self.selected_by.remove(uid).unwrap_or_default()
         } else {
