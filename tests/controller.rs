@@ -102,6 +102,21 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
     stdout
 }
 
+/// Creates `pod` (JSON) in the namespace its metadata names.
+async fn create_pod(client: &Client, pod: serde_json::Value) {
+    let ns = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).expect("pod"),
+    )
+    .await
+    .expect("create pod");
+}
+
 /// Waits (bounded) until `check` holds, letting the controller run between tries.
 async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -306,15 +321,9 @@ async fn a_pod_in_another_namespace_is_not_selected() {
         .await
         .expect("create namespace");
     let ctrl = start(&client).await;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "other");
     let mut other = selected_pod("elsewhere", "run=1s exit=1", "yes");
     other["metadata"]["namespace"] = json!("other");
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(other).expect("pod"),
-    )
-    .await
-    .expect("create pod");
+    create_pod(&client, other).await;
     create(&sim, selected_pod("here", "run=1s exit=1", "yes")).await;
     advance(&sim, 15);
     sim.inject("other", "elsewhere", "restart-count-decreased")
@@ -363,7 +372,6 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
     let client = sim.client().expect("client");
     install(&client).await.expect("install");
     let ctrl = start(&client).await;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
     for rule in VIOLATION_RULES {
         let node = if rule.len() % 2 == 0 {
             "node-0"
@@ -371,12 +379,7 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
             "node-1"
         };
         let p = victim(rule).pod(&format!("inject-{rule}"), node);
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(p).expect("pod"),
-        )
-        .await
-        .expect("create pod");
+        create_pod(&client, p).await;
     }
     let faults = sim.sandbox().faults();
     faults.set_config(FaultConfig {
@@ -460,22 +463,16 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_110_pod_node_failure_costs_about_one_event_write_per_pod() {
-    use podwarden::demo::{NAMESPACE, install, pod};
+    use podwarden::demo::{install, pod};
     use podwarden_sandbox::sim::NodeFault;
 
     let sim = sandbox().await;
     let client = sim.client().expect("client");
     install(&client).await.expect("install");
     let ctrl = start(&client).await;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
     for i in 0..110 {
         let p = pod(&format!("p-{i}"), "Always", "forever", "node-0");
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(p).expect("pod"),
-        )
-        .await
-        .expect("create pod");
+        create_pod(&client, p).await;
     }
     for _ in 0..10 {
         advance(&sim, 1);
