@@ -364,7 +364,8 @@ fn rule_settings_map_every_field() {
         OrphanSettings {
             max_attempts: 5,
             backoff: Seconds(10),
-            max_backoff: Seconds(120)
+            max_backoff: Seconds(120),
+            recreate_never: false,
         }
     );
     assert!(spec.recreates_orphans());

@@ -195,10 +195,16 @@ pub enum Skip {
     /// The lineage used every attempt the policy allows. [`decide`] never returns it; it is
     /// the reason for [`Next::Exhausted`], so that every skip reason comes from one list.
     BudgetExhausted,
+    /// The replacement's name is held by a pod of another lineage (a person took the freed
+    /// name). Found by the create, not by [`decide`].
+    NameTaken,
+    /// The API server refused the replacement (invalid, forbidden, or still failing after
+    /// the retries). Found by the create, not by [`decide`].
+    CreateFailed,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 8] = [
+    pub const ALL: [Skip; 10] = [
         Skip::NoEvidence,
         Skip::Succeeded,
         Skip::Owned,
@@ -207,6 +213,8 @@ impl Skip {
         Skip::StillBound,
         Skip::NoSpec,
         Skip::BudgetExhausted,
+        Skip::NameTaken,
+        Skip::CreateFailed,
     ];
 
     /// The Event reason and metric label.
@@ -220,6 +228,8 @@ impl Skip {
             Skip::StillBound => "StillBound",
             Skip::NoSpec => "NoSpec",
             Skip::BudgetExhausted => "BudgetExhausted",
+            Skip::NameTaken => "NameTaken",
+            Skip::CreateFailed => "CreateFailed",
         }
     }
 }
@@ -307,6 +317,22 @@ pub fn decide(
     recreate_never: bool,
     synced: bool,
 ) -> Result<Evidence, Skip> {
+    let evidence = fencing(last, gone, node, recreate_never, synced)?;
+    if last.full_spec.is_none() {
+        return Err(Skip::NoSpec);
+    }
+    Ok(evidence)
+}
+
+/// [`decide`] without its last check, a kept full spec: what a dry run (or a policy in
+/// Audit mode, which keeps no specs) reports as what would have been recreated.
+pub fn fencing(
+    last: &PodView,
+    gone: bool,
+    node: Option<&NodeFacts>,
+    recreate_never: bool,
+    synced: bool,
+) -> Result<Evidence, Skip> {
     if !synced {
         return Err(Skip::NotSynced);
     }
@@ -323,11 +349,7 @@ pub fn decide(
     if !gone && !phase.is_terminal() {
         return Err(Skip::StillBound);
     }
-    let evidence = evidence(last, node)?;
-    if last.full_spec.is_none() {
-        return Err(Skip::NoSpec);
-    }
-    Ok(evidence)
+    evidence(last, node)
 }
 
 /// The evidence in the last state of a pod that is gone or terminal.

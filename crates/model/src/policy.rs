@@ -206,6 +206,11 @@ pub struct OrphansSpec {
     #[serde(default = "default_max_backoff")]
     #[schemars(schema_with = "duration_schema")]
     pub max_backoff: String,
+
+    /// Also recreate pods with `restartPolicy: Never`. Off by default: such a pod asked
+    /// not to be run again.
+    #[serde(default)]
+    pub recreate_never: bool,
 }
 
 /// What the controller observed for this policy. Every field changes only when what it
@@ -317,6 +322,8 @@ pub struct OrphanSettings {
     pub backoff: Seconds,
     /// Cap on the wait between retries.
     pub max_backoff: Seconds,
+    /// Pods with `restartPolicy: Never` are recreated too.
+    pub recreate_never: bool,
 }
 
 impl OrphanSettings {
@@ -324,6 +331,7 @@ impl OrphanSettings {
         max_attempts: 3,
         backoff: Seconds(30),
         max_backoff: Seconds(600),
+        recreate_never: false,
     };
 
     /// The wait before retry number `attempt` (1 for the first retry): backoff doubled per
@@ -516,6 +524,7 @@ impl PodLifecyclePolicySpec {
             max_attempts,
             backoff,
             max_backoff,
+            recreate_never: o.recreate_never,
         })
     }
 
@@ -742,6 +751,7 @@ impl Default for OrphansSpec {
             max_attempts: default_max_attempts(),
             backoff: default_backoff(),
             max_backoff: default_max_backoff(),
+            recreate_never: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use common::*;
 use podwarden_model::orphans::{
     ATTEMPT_ANNOTATION, Attempts, DROPPED_SPEC_FIELDS, Evidence, HOSTNAME_LIMIT, NAME_LIMIT, Next,
     NodeFacts, ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION, Skip, decide, derived_name,
-    lineage, prior_attempt, replacement,
+    fencing, lineage, prior_attempt, replacement,
 };
 use podwarden_model::policy::OrphanSettings;
 use podwarden_model::{PodView, Seconds, Timestamp};
@@ -701,6 +701,11 @@ fn evidence_without_a_kept_spec_is_not_recreated_blind() {
         decide(&view, true, Some(&deleted_node()), false, true),
         Err(Skip::NoSpec)
     );
+    // A dry run needs no spec: it reports what would have been recreated.
+    assert_eq!(
+        fencing(&view, true, Some(&deleted_node()), false, true),
+        Ok(Evidence::NodeDeleted)
+    );
     // Without evidence the reason stays NoEvidence: a spec is asked for only when it
     // would be used.
     let mut deleted = person_deletes(running("Always"), 100).view();
@@ -729,9 +734,13 @@ fn every_evidence_and_every_skip_of_decide_has_a_row() {
             "no row recreates for {e}"
         );
     }
-    // NoSpec is covered above; BudgetExhausted comes from Attempts.
+    // NoSpec is covered above; BudgetExhausted comes from Attempts; NameTaken and
+    // CreateFailed from the create.
     for s in Skip::ALL {
-        if matches!(s, Skip::NoSpec | Skip::BudgetExhausted) {
+        if matches!(
+            s,
+            Skip::NoSpec | Skip::BudgetExhausted | Skip::NameTaken | Skip::CreateFailed
+        ) {
             continue;
         }
         assert!(
@@ -754,7 +763,9 @@ fn reasons_are_distinct_event_reasons() {
             "NotSynced",
             "StillBound",
             "NoSpec",
-            "BudgetExhausted"
+            "BudgetExhausted",
+            "NameTaken",
+            "CreateFailed"
         ]
     );
     let evidence: Vec<String> = Evidence::ALL.iter().map(|e| e.to_string()).collect();
@@ -1124,6 +1135,7 @@ fn settings(max_attempts: u32, backoff: i64, max_backoff: i64) -> OrphanSettings
         max_attempts,
         backoff: Seconds(backoff),
         max_backoff: Seconds(max_backoff),
+        recreate_never: false,
     }
 }
 

@@ -521,8 +521,18 @@ async fn disk_failure_kills_every_container_and_fails_the_pods() {
     assert_eq!(phase(&p), "Failed");
     assert_eq!(disruption(&p).as_deref(), Some("TerminationByKubelet"));
     assert!(state_word(&cstatus(&p, "app")).starts_with("terminated:137"));
+    // As upstream's eviction manager writes a disk-pressure eviction.
+    let st = p.status.clone().unwrap_or_default();
+    assert_eq!(st.reason.as_deref(), Some("Evicted"));
+    assert!(
+        st.message
+            .as_deref()
+            .is_some_and(|m| m.contains("ephemeral-storage")),
+        "{:?}",
+        st.message
+    );
     let reasons = event_reasons(&sim, "disk").await;
-    assert!(reasons.iter().any(|r| r == "DiskFailure"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r == "Evicted"), "{reasons:?}");
 }
 
 #[tokio::test]

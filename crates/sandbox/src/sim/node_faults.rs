@@ -13,7 +13,9 @@ pub enum NodeFault {
     /// its pods' Ready to False; the taint manager deletes pods whose toleration expires.
     /// The containers keep running on the node until it heals.
     Partition,
-    /// Every container is killed; the kubelet fails the pods.
+    /// The node's disk fills or fails: the kubelet's eviction manager evicts every pod for
+    /// disk pressure (phase Failed, reason `Evicted`, DisruptionTarget
+    /// `TerminationByKubelet`), as upstream, which has no other writer for a disk fault.
     DiskFailure,
     /// Node-pressure eviction: pods fail with reason `Evicted` and DisruptionTarget
     /// `TerminationByKubelet`.

@@ -372,11 +372,7 @@ impl Kubelet {
                 "The node was low on resource: memory. ",
             ),
             End::DiskFailure => {
-                let msg = format!(
-                    "Disk failure on node {}: all containers were killed",
-                    st.node
-                );
-                st.event(&mut cx, None, true, "DiskFailure", &msg);
+                st.event(&mut cx, None, true, "Evicted", pod::DISK_PRESSURE_MESSAGE)
             }
             _ => {}
         }

@@ -27,6 +27,9 @@ pub const SIGKILL_EXIT: i32 = 137;
 const MAX_STEPS: usize = 10_000;
 
 /// Why the kubelet stopped a pod for good.
+/// The eviction manager's message for a disk-pressure eviction.
+pub(super) const DISK_PRESSURE_MESSAGE: &str = "The node was low on resource: ephemeral-storage. ";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
     /// Every app container finished and none restarts.
@@ -51,11 +54,9 @@ impl End {
                 Some("Evicted"),
                 "The node was low on resource: memory. ",
             )),
-            End::DiskFailure => Some((
-                PodPhase::Failed,
-                Some("DiskFailure"),
-                "The node's disk failed; all containers were killed.",
-            )),
+            // Upstream has no writer for a disk fault other than the eviction manager's
+            // disk pressure (nodefs): the same words as any pressure eviction.
+            End::DiskFailure => Some((PodPhase::Failed, Some("Evicted"), DISK_PRESSURE_MESSAGE)),
             End::Shutdown => Some((
                 PodPhase::Failed,
                 Some("Terminated"),
