@@ -625,7 +625,7 @@ fn start_podwarden(config: kube::Config, event_qps: f64) -> (Consumer, Podwarden
             event_qps,
             http_addr: None,
             instance: "podwarden-bench".into(),
-            leader_election: None,
+            ..Options::default()
         };
         let mut handle = controller::start(client, options)
             .await

@@ -245,7 +245,7 @@ async fn play(
             event_qps: args.event_qps,
             http_addr: None,
             instance: "podwarden-demo".into(),
-            leader_election: None,
+            ..Options::default()
         },
     )
     .await?;

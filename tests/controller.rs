@@ -4,8 +4,11 @@
 #[path = "../crates/sandbox/tests/sim_common/mod.rs"]
 mod sim_common;
 
+mod controller_common;
+
 use std::time::Duration;
 
+use controller_common::*;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,26 +16,8 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use podwarden::controller::{self, Handle, Options};
 use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
-use podwarden_sandbox::sim::{SimConfig, SimHandle};
 use serde_json::json;
 use sim_common::*;
-
-/// Wall-clock bound on waiting for the controller to act on what it was sent (a
-/// failure bound, not a timing goal).
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A stepped cluster whose clock starts at the machine's (the controller's audit time
-/// is the later of the two).
-async fn sandbox() -> SimHandle {
-    let start =
-        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("a whole second");
-    cluster_with(SimConfig {
-        nodes: 2,
-        start: Some(start),
-        ..stepped()
-    })
-    .await
-}
 
 async fn install(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -53,13 +38,7 @@ async fn install(client: &Client) {
 }
 
 async fn start(client: &Client) -> Handle {
-    let mut handle = controller::start(client.clone(), Options::default())
-        .await
-        .expect("controller starts");
-    tokio::time::timeout(PATIENCE, handle.ready())
-        .await
-        .expect("the controller syncs");
-    handle
+    start_with(client, Options::default()).await
 }
 
 /// A bare pod in `default` whose one container runs `script`, labelled `audit=<audit>`
@@ -100,50 +79,6 @@ async fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// Creates `pod` (JSON) in the namespace its metadata names.
-async fn create_pod(client: &Client, pod: serde_json::Value) {
-    let ns = pod["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default")
-        .to_string();
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
-    pods.create(
-        &PostParams::default(),
-        &serde_json::from_value(pod).expect("pod"),
-    )
-    .await
-    .expect("create pod");
-}
-
-/// Waits (bounded) until `check` holds, letting the controller run between tries.
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn podwarden_events(client: &Client, ns: &str, pod: &str) -> Vec<Event> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.reporting_controller.as_deref() == Some(controller::events::REPORTING_CONTROLLER)
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod)
-        })
-        .collect()
 }
 
 async fn policy(client: &Client) -> PodLifecyclePolicy {
@@ -462,14 +397,21 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_110_pod_node_failure_costs_about_one_event_write_per_pod() {
+async fn a_110_pod_node_failure_costs_one_finding_and_one_dry_run_event_per_pod() {
     use podwarden::demo::{install, pod};
     use podwarden_sandbox::sim::NodeFault;
 
     let sim = sandbox().await;
     let client = sim.client().expect("client");
     install(&client).await.expect("install");
-    let ctrl = start(&client).await;
+    let ctrl = start_with(
+        &client,
+        Options {
+            event_qps: 20.0,
+            ..Options::default()
+        },
+    )
+    .await;
     for i in 0..110 {
         let p = pod(&format!("p-{i}"), "Always", "forever", "node-0");
         create_pod(&client, p).await;
@@ -507,11 +449,19 @@ async fn a_110_pod_node_failure_costs_about_one_event_write_per_pod() {
         *by_reason.entry(e.1.as_str()).or_default() += 1;
     }
     assert!(
-        attempts <= 115,
+        attempts <= 230,
         "{attempts} Event writes for a 110-pod node failure: {by_reason:?}"
     );
-    // Every pod's loss is told, once.
-    assert_eq!(events.len(), 110, "{by_reason:?}");
+    // Every pod's loss is told once as a finding, and once as what orphan recreation
+    // would do (the demo's policy is in Audit mode: a dry run).
+    let (notices, findings): (Vec<_>, Vec<_>) =
+        events.iter().partition(|e| e.1.starts_with("Orphan"));
+    assert_eq!(findings.len(), 110, "{by_reason:?}");
+    assert_eq!(notices.len(), 110, "{by_reason:?}");
+    assert!(
+        notices.iter().all(|e| e.1 == "OrphanWouldBeRecreated"),
+        "{by_reason:?}"
+    );
     ctrl.shutdown().await;
     sim.shutdown().await;
 }

@@ -36,6 +36,13 @@ pub struct RunArgs {
     /// The Lease's namespace (default: `POD_NAMESPACE`, else `default`).
     #[arg(long)]
     pub lease_namespace: Option<String>,
+    /// Orphan recreation records what it would do (Events `OrphanWouldBeRecreated`,
+    /// metrics) for every policy, and creates no pod.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replacement pods created per second, at most.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_qps)]
+    pub create_qps: f64,
     /// `text` (readable on a terminal) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -160,6 +167,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
             http_addr: Some(args.http_addr),
             instance,
             leader_election,
+            dry_run: args.dry_run,
+            create_qps: args.create_qps,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,

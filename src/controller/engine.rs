@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use podwarden_model::policy::{
-    PodLifecyclePolicy, PodLifecyclePolicyStatus, PolicyError, RecentFinding,
+    OrphanSettings, PodLifecyclePolicy, PodLifecyclePolicyStatus, PolicyError, PolicyMode,
+    RecentFinding,
 };
 use podwarden_model::{
     Arrival, Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker,
@@ -39,6 +40,9 @@ pub struct PolicyConfig {
     pub settings: RuleSettings,
     /// Findings of at least this severity become Events.
     pub event_severity: Severity,
+    pub orphans: OrphanSettings,
+    /// `mode: Enforce`: lost orphans are recreated (else only reported as a dry run).
+    pub enforce: bool,
 }
 
 /// What a policy has counted; its status is made from this.
@@ -50,6 +54,8 @@ pub struct PolicyCounts {
     pub by_severity: BTreeMap<Severity, i64>,
     /// Newest first, at most `RECENT_FINDINGS_LIMIT`.
     pub recent: Vec<RecentFinding>,
+    /// Orphaned pods recreated.
+    pub recreated: i64,
 }
 
 impl PolicyCounts {
@@ -63,6 +69,7 @@ impl PolicyCounts {
             }
         }
         counts.recent = status.recent_findings.clone();
+        counts.recreated = status.recreated;
         counts
             .recent
             .truncate(podwarden_model::policy::RECENT_FINDINGS_LIMIT);
@@ -219,7 +226,12 @@ impl Engine {
 
     /// Audits one pod watch event at `now`. A pod no policy selects is dropped from
     /// every tracker (it may have been relabelled out of scope).
-    pub fn on_pod(&mut self, view: PodView, change: PodChange, now: Timestamp) -> Vec<Output> {
+    ///
+    /// The trackers keep neither the full spec nor the annotations of a bare pod: orphan
+    /// recreation reads them from the event that brings the loss, not from memory.
+    pub fn on_pod(&mut self, mut view: PodView, change: PodChange, now: Timestamp) -> Vec<Output> {
+        view.full_spec = None;
+        view.annotations = None;
         let selecting: Vec<PolicyKey> = self
             .policies
             .iter()
@@ -417,19 +429,53 @@ impl Engine {
     }
 
     /// After a relist: uids not in `live` are gone (deleted while the watch was down) and
-    /// are forgotten without a final audit. Returns how many were dropped.
-    pub fn retain(&mut self, live: &HashSet<Box<str>>) -> usize {
+    /// are forgotten without a final audit. Returns the last state seen of each.
+    pub fn retain(&mut self, live: &HashSet<Box<str>>) -> Vec<PodView> {
         let gone: Vec<Box<str>> = self
             .selected_by
             .keys()
             .filter(|uid| !live.contains(*uid))
             .cloned()
             .collect();
+        let mut last = Vec::with_capacity(gone.len());
         for uid in &gone {
             self.update_selection(uid, &[]);
-            self.forget(uid);
+            let mut seen = None;
+            for group in &mut self.groups {
+                seen = group.tracker.forget(uid).or(seen);
+            }
+            last.extend(seen);
         }
-        gone.len()
+        last
+    }
+
+    /// The policy that decides the loss of the bare pod `view`, if one selecting it
+    /// recreates orphans (`maxAttempts` above 0): the first in Enforce mode, by namespace
+    /// and name, else the first (its decisions are a dry run). Returns its key, its
+    /// settings and whether it enforces.
+    pub fn orphan_policy(&self, view: &PodView) -> Option<(PolicyKey, OrphanSettings, bool)> {
+        let mut first = None;
+        for (key, policy) in &self.policies {
+            let Ok(config) = &policy.config else {
+                continue;
+            };
+            if config.orphans.max_attempts == 0 || !config.scope.selects(view) {
+                continue;
+            }
+            if config.enforce {
+                return Some((key.clone(), config.orphans, true));
+            }
+            first.get_or_insert((key.clone(), config.orphans, false));
+        }
+        first
+    }
+
+    /// A replacement was created under `key`.
+    pub fn count_recreated(&mut self, key: &PolicyKey) {
+        if let Some(policy) = self.policies.get_mut(key) {
+            policy.counts.recreated += 1;
+            self.dirty.insert(key.clone());
+        }
     }
 }
 
@@ -469,6 +515,8 @@ fn policy_config(policy: &PodLifecyclePolicy) -> Result<PolicyConfig, PolicyErro
         },
         settings: spec.rule_settings()?,
         event_severity: spec.event_severity(),
+        orphans: spec.orphan_settings()?,
+        enforce: spec.mode == PolicyMode::Enforce,
     })
 }
 
@@ -710,7 +758,8 @@ mod tests {
         engine.on_pod(pod("u1", 1, json!({}), 0, 10), PodChange::Applied, NOW);
         engine.on_pod(pod("u2", 2, json!({}), 0, 10), PodChange::Applied, NOW);
         let live: HashSet<Box<str>> = ["u2".into()].into_iter().collect();
-        assert_eq!(engine.retain(&live), 1);
+        let gone = engine.retain(&live);
+        assert_eq!(gone.iter().map(|v| &*v.uid).collect::<Vec<_>>(), ["u1"]);
         assert_eq!(engine.tracked_pods(), 1);
         assert_eq!(engine.policy(&key("all")).expect("policy").counts.pods, 1);
     }

@@ -43,6 +43,16 @@ pub struct Metrics {
     pub status_writes: Counter,
     pub status_write_errors: Counter,
     pub audit_latency: Histogram,
+    /// Replacements created (by this replica).
+    pub orphans_recreated: Counter,
+    /// Losses not recreated, by [`podwarden_model::Skip`] reason.
+    pub orphans_skipped: Family<ReasonLabels, Counter>,
+    /// Losses a dry run (`mode: Audit`, `--dry-run`) would have recreated.
+    pub orphans_dry_run: Counter,
+    /// Lost pods waiting for evidence or backoff.
+    pub orphans_waiting: Gauge,
+    /// From the loss decided to the replacement created.
+    pub orphan_create_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -71,6 +81,12 @@ impl Metrics {
             status_write_errors: Counter::default(),
             // 100 µs to ~13 s.
             audit_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            orphans_recreated: Counter::default(),
+            orphans_skipped: Family::default(),
+            orphans_dry_run: Counter::default(),
+            orphans_waiting: Gauge::default(),
+            // 1 ms to ~65 s.
+            orphan_create_latency: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,12 +164,42 @@ impl Metrics {
             "From a pod watch event received to its findings",
             m.audit_latency.clone(),
         );
+        registry.register(
+            "orphans_recreated",
+            "Orphaned pods recreated",
+            m.orphans_recreated.clone(),
+        );
+        registry.register(
+            "orphans_skipped",
+            "Lost orphaned pods not recreated, by reason",
+            m.orphans_skipped.clone(),
+        );
+        registry.register(
+            "orphans_dry_run",
+            "Lost orphaned pods a dry run would have recreated",
+            m.orphans_dry_run.clone(),
+        );
+        registry.register(
+            "orphans_waiting",
+            "Lost orphaned pods waiting for fencing evidence or backoff",
+            m.orphans_waiting.clone(),
+        );
+        registry.register(
+            "orphan_create_latency_seconds",
+            "From a loss decided to its replacement created",
+            m.orphan_create_latency.clone(),
+        );
         // Every series exists from the start, at 0: a rate or an alert on a series that
         // appears only with its first increment misses that increment.
         for rule in podwarden_model::RuleId::ALL {
             m.findings.get_or_create_owned(&FindingLabels {
                 rule: rule.as_str().into(),
                 severity: rule.severity().as_str().into(),
+            });
+        }
+        for skip in podwarden_model::Skip::ALL {
+            m.orphans_skipped.get_or_create_owned(&ReasonLabels {
+                reason: skip.reason().into(),
             });
         }
         for reason in SUPPRESSED_REASONS {

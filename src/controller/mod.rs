@@ -5,9 +5,12 @@
 //! Tasks, each with its bound:
 //! - the policy watcher (kube-runtime's watcher, default back-off);
 //! - the pod watcher ([`pods`]): list + watch into the compact view;
-//! - the audit loop: the only owner of the [`engine::Engine`]; policies first (pods wait
-//!   until the policies are listed), then every pod event in order;
-//! - the Event writer ([`events`]) and the status writer ([`status`]);
+//! - the node watcher ([`nodes`]): each node's facts, for orphan recreation;
+//! - the audit loop: the only owner of the [`engine::Engine`] and of the
+//!   [`orphans::OrphanBook`]; policies first (pods wait until the policies are listed),
+//!   then every pod event in order;
+//! - the Event writer ([`events`]), the status writer ([`status`]) and the replacement
+//!   writer ([`recreate`]), each writing only while this replica leads;
 //! - the HTTP server: `/metrics`, `/healthz` (fails when a task has died), `/readyz`
 //!   (ready after the first full sync of policies and pods).
 
@@ -16,7 +19,10 @@ pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod nodes;
+pub mod orphans;
 pub mod pods;
+pub mod recreate;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -30,15 +36,20 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
+use podwarden_model::orphans as orphans_model;
 use podwarden_model::policy::PodLifecyclePolicy;
-use podwarden_model::{Finding, RuleId, Timestamp};
+use podwarden_model::view::RestartPolicy;
+use podwarden_model::{Finding, Phase, PodView, RuleId, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use engine::{Engine, PodChange, PolicyKey};
-use events::EventQueue;
-use metrics::{FindingLabels, Metrics};
+use events::{EventQueue, Notice};
+use metrics::{FindingLabels, Metrics, ReasonLabels};
+use nodes::{NodeCache, NodeEvent};
+use orphans::{Action, OrphanBook, OrphanPolicy, Outcome, Plan, Written};
 use pods::{PodEvent, Received};
+use recreate::CreateQueue;
 use status::StatusBoard;
 
 /// How often the deadline rules (stuck Pending, stuck Terminating) are checked between
@@ -60,6 +71,10 @@ pub struct Options {
     /// Elect a leader on this Lease; only the holder writes. `None`: this replica is
     /// the only one and always writes.
     pub leader_election: Option<leader::LeaseConfig>,
+    /// Record what orphan recreation would do, for every policy, and write no pod.
+    pub dry_run: bool,
+    /// Replacement pods created per second, at most.
+    pub create_qps: f64,
 }
 
 impl Default for Options {
@@ -69,6 +84,8 @@ impl Default for Options {
             http_addr: None,
             instance: "podwarden".into(),
             leader_election: None,
+            dry_run: false,
+            create_qps: 5.0,
         }
     }
 }
@@ -116,6 +133,7 @@ pub struct Handle {
     /// Whether this replica may write now.
     pub leadership: leader::Leadership,
     queue: Arc<EventQueue>,
+    creates: Arc<CreateQueue>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
@@ -147,6 +165,11 @@ impl Handle {
         self.queue.len()
     }
 
+    /// Replacements planned and not created yet (rate limit, or a standby's).
+    pub fn pending_creates(&self) -> usize {
+        self.creates.len()
+    }
+
     /// Waits until a task ends (which it only does on failure); returns its name.
     pub async fn died(&mut self) -> &'static str {
         match self.died.wait_for(Option::is_some).await {
@@ -168,6 +191,9 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     let (pod_tx, pod_rx) = mpsc::channel(pods::CHANNEL_CAPACITY);
     let (policy_tx, policy_rx) = mpsc::channel(POLICY_CHANNEL);
     let (relist_tx, relist_rx) = watch::channel(0u64);
+    let (node_tx, node_rx) = mpsc::channel(nodes::CHANNEL_CAPACITY);
+    let (outcome_tx, outcome_rx) = mpsc::channel(recreate::OUTCOME_CHANNEL);
+    let creates = Arc::new(CreateQueue::default());
     let mut tasks = JoinSet::new();
     let (leadership, lease) = match options.leader_election.clone() {
         Some(config) => {
@@ -220,6 +246,21 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         });
     }
     {
+        let client = client.clone();
+        tasks.spawn(async move {
+            nodes::watch(client, node_tx).await;
+            "node watcher"
+        });
+    }
+    {
+        let (client, creates, leadership) = (client.clone(), creates.clone(), leadership.clone());
+        let qps = options.create_qps;
+        tasks.spawn(async move {
+            recreate::write_loop(client, creates, outcome_tx, qps, leadership).await;
+            "replacement writer"
+        });
+    }
+    {
         let (client, queue, metrics) = (client.clone(), queue.clone(), metrics.clone());
         let (qps, instance) = (options.event_qps, options.instance.clone());
         let leadership = leadership.clone();
@@ -249,9 +290,14 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             relist: relist_tx,
             ready: ready_tx,
             clock: None,
+            book: OrphanBook::default(),
+            nodes: NodeCache::default(),
+            creates: creates.clone(),
+            dry_run: options.dry_run,
+            pods_synced: false,
         };
         tasks.spawn(async move {
-            audit.run(policy_rx, pod_rx).await;
+            audit.run(policy_rx, pod_rx, node_rx, outcome_rx).await;
             "audit loop"
         });
     }
@@ -289,6 +335,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         lease,
         leadership,
         queue: events_queue,
+        creates,
         supervisor,
     })
 }
@@ -387,6 +434,12 @@ struct AuditLoop {
     ready: watch::Sender<bool>,
     /// The newest time the cluster has reported (see [`AuditLoop::now`]).
     clock: Option<Timestamp>,
+    book: OrphanBook,
+    nodes: NodeCache,
+    creates: Arc<CreateQueue>,
+    /// `--dry-run`: every policy's orphan decisions are a dry run.
+    dry_run: bool,
+    pods_synced: bool,
 }
 
 impl AuditLoop {
@@ -394,9 +447,10 @@ impl AuditLoop {
         mut self,
         mut policies: mpsc::Receiver<PolicyEvent>,
         mut pods: mpsc::Receiver<Received>,
+        mut nodes: mpsc::Receiver<NodeEvent>,
+        mut outcomes: mpsc::Receiver<(Outcome, Duration)>,
     ) {
         let mut policies_synced = false;
-        let mut pods_synced = false;
         let mut listing: Option<Vec<PolicyKey>> = None;
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -420,7 +474,7 @@ impl AuditLoop {
                                 .is_none_or(|s| s.generation != p.metadata.generation);
                             self.engine.apply_policy(&p);
                             // Pods no event will bring may be selected now.
-                            if pods_synced && selects_differently {
+                            if self.pods_synced && selects_differently {
                                 self.relist.send_modify(|n| *n += 1);
                             }
                         }
@@ -443,17 +497,30 @@ impl AuditLoop {
                 }
                 received = pods.recv(), if policies_synced => {
                     let Some(received) = received else { return };
-                    if self.on_pod(received) {
-                        pods_synced = true;
+                    if self.on_pod(received) && !self.pods_synced {
+                        self.pods_synced = true;
+                        let now = self.now(None);
+                        let actions = self.book.pods_synced(&self.nodes, now);
+                        self.act(actions);
                         self.health.ready.store(true, Ordering::Relaxed);
                         let _ = self.ready.send(true);
                     }
                 }
+                event = nodes.recv() => {
+                    let Some(event) = event else { return };
+                    self.on_node(event);
+                }
+                outcome = outcomes.recv() => {
+                    let Some((outcome, waited)) = outcome else { return };
+                    self.on_written(outcome, waited);
+                }
                 _ = tick.tick() => self.publish_status(),
-                _ = deadlines.tick(), if pods_synced => {
+                _ = deadlines.tick(), if self.pods_synced => {
                     let now = self.now(None);
                     let outputs = self.engine.advance(now);
                     self.record(outputs);
+                    let actions = self.book.tick(&self.nodes, now);
+                    self.act(actions);
                 }
             }
         }
@@ -461,6 +528,7 @@ impl AuditLoop {
 
     fn delete_policy(&mut self, key: &PolicyKey) {
         self.engine.delete_policy(key);
+        self.book.policy_gone(key);
         self.board.withdraw(key);
         self.ready_since.remove(key);
     }
@@ -488,7 +556,13 @@ impl AuditLoop {
                 let gone = self.engine.retain(&live);
                 self.engine.forget_recorded();
                 if !initial {
-                    self.metrics.relist_gone.inc_by(gone as u64);
+                    self.metrics.relist_gone.inc_by(gone.len() as u64);
+                }
+                for last in gone {
+                    if let Some(policy) = self.candidate(&last) {
+                        let actions = self.book.unseen(&last, policy);
+                        self.act(actions);
+                    }
                 }
                 self.metrics
                     .cached_pods
@@ -497,6 +571,7 @@ impl AuditLoop {
             }
         };
         let now = self.now(view.latest_time());
+        self.orphan_event(&view, change, now);
         let outputs = self.engine.on_pod(view, change, now);
         self.record(outputs);
         self.metrics
@@ -506,6 +581,185 @@ impl AuditLoop {
             .cached_pods
             .set(self.engine.tracked_pods() as i64);
         false
+    }
+
+    /// The policy deciding the loss of `view`, if it is a candidate for recreation: a
+    /// bare pod that may run again (not Succeeded; `Never` only with the opt-in), selected
+    /// by a policy that recreates orphans.
+    fn candidate(&self, view: &PodView) -> Option<OrphanPolicy> {
+        if view.controlled || view.phase() == Phase::Succeeded {
+            return None;
+        }
+        let (key, settings, enforce) = self.engine.orphan_policy(view)?;
+        if view.restart_policy() == RestartPolicy::Never && !settings.recreate_never {
+            return None;
+        }
+        Some(OrphanPolicy {
+            key,
+            settings,
+            dry_run: self.dry_run || !enforce,
+        })
+    }
+
+    /// Orphan recreation's part of a pod event: a replacement seen, a loss to decide.
+    fn orphan_event(&mut self, view: &PodView, change: PodChange, now: Timestamp) {
+        if view.controlled {
+            return;
+        }
+        let gone = change == PodChange::Deleted;
+        let lost = gone || view.phase() == Phase::Failed;
+        let replacement = orphans_model::original_uid(view).is_some();
+        if !lost && !replacement {
+            return;
+        }
+        // Any bare pod a recreating policy selects (a Never pod too: its loss is counted).
+        let Some((key, settings, enforce)) = self.engine.orphan_policy(view) else {
+            return;
+        };
+        let policy = OrphanPolicy {
+            key,
+            settings,
+            dry_run: self.dry_run || !enforce,
+        };
+        if replacement
+            && !gone
+            && let Some((lineage, attempt)) = self.book.replacement_seen(view, &policy, now)
+        {
+            self.creates.cancel(&lineage, attempt);
+        }
+        if lost {
+            let actions = self.book.lost(view.clone(), gone, policy, &self.nodes, now);
+            self.act(actions);
+        }
+    }
+
+    fn on_node(&mut self, event: NodeEvent) {
+        let was_synced = self.nodes.synced();
+        let changed = self.nodes.apply(event);
+        let now = self.now(None);
+        if !was_synced && self.nodes.synced() {
+            let actions = self.book.nodes_synced(&self.nodes, now);
+            self.act(actions);
+            return;
+        }
+        for name in changed {
+            let actions = self.book.node_changed(&name, &self.nodes, now);
+            self.act(actions);
+        }
+    }
+
+    /// What the replacement writer did with a plan.
+    fn on_written(&mut self, outcome: Outcome, waited: Duration) {
+        let plan = &outcome.plan;
+        match &outcome.written {
+            Written::Created { uid } => {
+                self.metrics.orphans_recreated.inc();
+                self.metrics
+                    .orphan_create_latency
+                    .observe(waited.as_secs_f64());
+                self.engine.count_recreated(&plan.policy);
+                self.recreated_notice(plan, uid);
+                tracing::info!(
+                    pod = %format!("{}/{}", plan.lost.namespace, plan.name),
+                    lost_uid = %plan.lost.uid,
+                    evidence = plan.evidence.as_str(),
+                    attempt = plan.attempt,
+                    "orphaned pod recreated"
+                );
+            }
+            // Made by an earlier run or another replica; its Event has the same name, so
+            // writing it again records it at most once.
+            Written::Existed { uid } => self.recreated_notice(plan, uid),
+            Written::NotLeader | Written::NameTaken | Written::Failed(_) => {}
+        }
+        if let Some(action) = self.book.written(&outcome) {
+            self.act(vec![action]);
+        }
+    }
+
+    fn recreated_notice(&self, plan: &Plan, uid: &str) {
+        let notice = Notice {
+            regarding: orphans::PodRef {
+                namespace: plan.lost.namespace.clone(),
+                name: plan.name.clone(),
+                uid: uid.to_string(),
+            },
+            reason: "OrphanRecreated",
+            warning: false,
+            urgent: true,
+            note: format!(
+                "recreated {} (uid {}, lost: {}) as attempt {} of {}",
+                plan.lost.name,
+                plan.lost.uid,
+                plan.evidence.describe(),
+                plan.attempt,
+                plan.max_attempts
+            ),
+            occurrence: plan.lineage.clone(),
+        };
+        self.queue.submit_notice(notice, &self.metrics);
+    }
+
+    /// Carries out what the orphan book decided.
+    fn act(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Create(plan) => {
+                    if let Err(plan) = self.creates.push(plan) {
+                        let outcome = Outcome {
+                            plan: *plan,
+                            written: Written::Failed("the create queue is full".into()),
+                        };
+                        if let Some(skip) = self.book.written(&outcome) {
+                            self.act(vec![skip]);
+                        }
+                    }
+                }
+                Action::DryRun(plan) => {
+                    self.metrics.orphans_dry_run.inc();
+                    let notice = Notice {
+                        note: format!(
+                            "dry run: would recreate it as {} (attempt {} of {}); lost: {}",
+                            plan.name,
+                            plan.attempt,
+                            plan.max_attempts,
+                            plan.evidence.describe()
+                        ),
+                        regarding: plan.lost,
+                        reason: "OrphanWouldBeRecreated",
+                        warning: false,
+                        urgent: false,
+                        occurrence: plan.attempt.to_string(),
+                    };
+                    self.queue.submit_notice(notice, &self.metrics);
+                }
+                Action::Skipped(skipped) => {
+                    self.metrics
+                        .orphans_skipped
+                        .get_or_create(&ReasonLabels {
+                            reason: skipped.reason.reason().into(),
+                        })
+                        .inc();
+                    tracing::info!(
+                        pod = %format!("{}/{}", skipped.lost.namespace, skipped.lost.name),
+                        reason = skipped.reason.reason(),
+                        "orphaned pod not recreated: {}", skipped.detail
+                    );
+                    if skipped.report {
+                        let notice = Notice {
+                            note: format!("not recreated ({}): {}", skipped.reason, skipped.detail),
+                            regarding: skipped.lost,
+                            reason: "OrphanRecreationSkipped",
+                            warning: true,
+                            urgent: true,
+                            occurrence: skipped.reason.reason().into(),
+                        };
+                        self.queue.submit_notice(notice, &self.metrics);
+                    }
+                }
+            }
+        }
+        self.metrics.orphans_waiting.set(self.book.waiting() as i64);
     }
 
     fn record(&self, outputs: Vec<engine::Output>) {

@@ -62,7 +62,7 @@ pub fn status_of(state: &PolicyState, ready_since: &jiff::Timestamp) -> PodLifec
             .map(|(r, n)| (r.as_str().to_string(), *n))
             .collect(),
         recent_findings: counts.recent.clone(),
-        recreated: 0,
+        recreated: counts.recreated,
     }
 }
 

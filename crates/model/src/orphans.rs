@@ -414,6 +414,12 @@ fn annotation<'a>(pod: &'a PodView, key: &str) -> Option<&'a str> {
     pod.annotations.as_deref().and_then(|a| a.label(key))
 }
 
+/// The first uid of the lineage a replacement belongs to (its
+/// `podwarden.dev/original-uid`); `None` for a pod podwarden did not make.
+pub fn original_uid(pod: &PodView) -> Option<&str> {
+    annotation(pod, ORIGINAL_UID_ANNOTATION)
+}
+
 /// The lineage of a pod: the uid of the first pod lost in it (its
 /// `podwarden.dev/original-uid` when it is a replacement), else its own uid.
 pub fn lineage(pod: &PodView) -> &str {
@@ -471,11 +477,7 @@ pub fn replacement(last: &PodView, attempt: u32, original_gone: bool) -> Option<
     for field in DROPPED_SPEC_FIELDS {
         fields.remove(field);
     }
-    let name = if original_gone && annotation(last, REPLACEMENT_ANNOTATION).is_none() {
-        last.name.to_string()
-    } else {
-        derived_name(last, attempt)
-    };
+    let name = replacement_name(last, attempt, original_gone);
     let mut annotations = Map::new();
     for (k, v) in last.annotations.as_deref().map_or(&[][..], |a| &a.0) {
         if &**k != REPLACEMENT_ANNOTATION {
@@ -503,6 +505,16 @@ pub fn replacement(last: &PodView, attempt: u32, original_gone: bool) -> Option<
     pod.insert("metadata".into(), metadata.into());
     pod.insert("spec".into(), spec);
     Some(pod.into())
+}
+
+/// The name of the replacement [`replacement`] makes: the original's when the original
+/// object is gone and does not name a replacement already, else [`derived_name`].
+pub fn replacement_name(last: &PodView, attempt: u32, original_gone: bool) -> String {
+    if original_gone && annotation(last, REPLACEMENT_ANNOTATION).is_none() {
+        last.name.to_string()
+    } else {
+        derived_name(last, attempt)
+    }
 }
 
 /// The name of attempt `attempt` while the name of `last` is taken: `<base>-r<attempt>`,

@@ -1,0 +1,385 @@
+//! Orphan recreation by the live controller, against the sandbox over HTTP: each kind of
+//! fencing evidence recreates a lost bare pod exactly once, on a live node; a pod without
+//! evidence, or not the controller's to recreate, never is.
+
+#[path = "../crates/sandbox/tests/sim_common/mod.rs"]
+mod sim_common;
+
+mod controller_common;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use podwarden::controller::{Handle, Options};
+use podwarden_model::orphans::{ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION};
+use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
+use podwarden_sandbox::sim::NodeFault;
+use serde_json::{Value, json};
+
+use controller_common::*;
+use sim_common::*;
+
+const POLICY: &str = "guard";
+
+/// The CRD and a policy selecting `app=guarded` in `default`, with `orphans` settings.
+async fn install(client: &Client, mode: &str, orphans: Value) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
+        .await
+        .expect("create the CRD");
+    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    let spec: PodLifecyclePolicySpec = serde_json::from_value(json!({
+        "selector": {"matchLabels": {"app": "guarded"}},
+        "mode": mode,
+        "orphans": orphans,
+    }))
+    .expect("policy spec");
+    policies
+        .create(
+            &PostParams::default(),
+            &PodLifecyclePolicy::new(POLICY, spec),
+        )
+        .await
+        .expect("create the policy");
+}
+
+async fn start(client: &Client) -> Handle {
+    start_with(
+        client,
+        Options {
+            create_qps: 50.0,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// A bare pod labelled for the policy, running `script` in one container; bound to
+/// `node` when given (else the scheduler places it).
+fn guarded(name: &str, restart_policy: &str, script: &str, node: Option<&str>) -> Value {
+    let mut p = pod(name, restart_policy, &[], &[c("app", script)]);
+    p["metadata"]["labels"] = json!({"app": "guarded"});
+    if let Some(node) = node {
+        p["spec"]["nodeName"] = json!(node);
+    }
+    p
+}
+
+fn uid(p: &Pod) -> String {
+    p.metadata.uid.clone().expect("uid")
+}
+
+fn node_name(p: &Pod) -> Option<String> {
+    p.spec.as_ref().and_then(|s| s.node_name.clone())
+}
+
+/// The pods whose `podwarden.dev/original-uid` is `lineage`.
+async fn replacements(client: &Client, lineage: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.list(&ListParams::default())
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ORIGINAL_UID_ANNOTATION))
+                .is_some_and(|u| u == lineage)
+        })
+        .collect()
+}
+
+async fn node_ready(client: &Client, name: &str) -> bool {
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let Ok(node) = nodes.get(name).await else {
+        return false;
+    };
+    node.status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+async fn recreated_count(client: &Client) -> i64 {
+    let api: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    api.get(POLICY)
+        .await
+        .expect("get policy")
+        .status
+        .map_or(0, |s| s.recreated)
+}
+
+fn reasons(events: &[k8s_openapi::api::events::v1::Event]) -> Vec<String> {
+    events.iter().filter_map(|e| e.reason.clone()).collect()
+}
+
+fn skipped(handle: &Handle, reason: &str) -> u64 {
+    let labels = podwarden::controller::metrics::ReasonLabels {
+        reason: reason.into(),
+    };
+    handle.metrics.orphans_skipped.get_or_create(&labels).get()
+}
+
+/// One fencing case: what is done to the node that runs the pod, and the name its
+/// replacement gets. PodGC writes phase Failed before its delete, so the loss is decided
+/// while the lost object is still there: the name is derived in every case (the
+/// original's name is taken only when a loss is first seen as a deletion).
+struct Case {
+    name: &'static str,
+    /// The components that write the evidence, in order.
+    writers: &'static str,
+    faults: &'static [(NodeFault, u64)],
+    replacement: &'static str,
+    /// The lost object is still there (a terminal pod), marked with its replacement.
+    original_stays: bool,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        name: "node deleted",
+        writers: "cloud node lifecycle controller (deletes the Node), PodGC (Failed + DeletionByPodGC, grace-0 delete)",
+        faults: &[(NodeFault::Delete, 90)],
+        replacement: "web-r1",
+        original_stays: false,
+    },
+    Case {
+        name: "node out of service",
+        writers: "node lifecycle controller (NotReady, unreachable taint), person (out-of-service taint), taint manager (DeletionByTaintManager), PodGC (force delete)",
+        faults: &[(NodeFault::Partition, 60), (NodeFault::OutOfService, 60)],
+        replacement: "web-r1",
+        original_stays: false,
+    },
+    Case {
+        name: "evicted for memory pressure",
+        writers: "kubelet eviction manager (Failed, Evicted, TerminationByKubelet)",
+        faults: &[(NodeFault::MemoryPressure, 5)],
+        replacement: "web-r1",
+        original_stays: true,
+    },
+    Case {
+        name: "disk failure (disk-pressure eviction)",
+        writers: "kubelet eviction manager (Failed, Evicted, TerminationByKubelet)",
+        faults: &[(NodeFault::DiskFailure, 5)],
+        replacement: "web-r1",
+        original_stays: true,
+    },
+    Case {
+        name: "graceful node shutdown",
+        writers: "kubelet node shutdown manager (Failed, Terminated, TerminationByKubelet)",
+        faults: &[(NodeFault::Shutdown, 5)],
+        replacement: "web-r1",
+        original_stays: true,
+    },
+];
+
+async fn recreates_once(case: &Case) {
+    let sim = sandbox_with(3).await;
+    let client = sim.client().expect("client");
+    install(&client, "Enforce", json!({})).await;
+    let ctrl = start(&client).await;
+    let original = create(&sim, guarded("web", "Always", "forever", None)).await;
+    advance(&sim, 5);
+    let lost_on = node_name(&get(&sim, "web").await).expect("scheduled");
+    let lineage = uid(&original);
+    for (fault, secs) in case.faults {
+        sim.apply_fault(&lost_on, *fault).expect("fault");
+        advance(&sim, *secs);
+    }
+    let made = until(&format!("{}: the replacement", case.name), async || {
+        let r = replacements(&client, &lineage).await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(made.len(), 1, "{}", case.name);
+    assert_eq!(made[0].metadata.name.as_deref(), Some(case.replacement));
+    // The scheduler places it on a live node, where it runs.
+    advance(&sim, 10);
+    let replacement = get(&sim, case.replacement).await;
+    assert_eq!(phase(&replacement), "Running", "{}", case.name);
+    let placed = node_name(&replacement).expect("bound");
+    assert_ne!(placed, lost_on, "{}", case.name);
+    assert!(
+        node_ready(&client, &placed).await,
+        "{}: on {placed}",
+        case.name
+    );
+
+    let events = until(
+        &format!("{}: the OrphanRecreated Event", case.name),
+        async || {
+            let e = podwarden_events(&client, "default", case.replacement).await;
+            e.iter()
+                .any(|e| e.reason.as_deref() == Some("OrphanRecreated"))
+                .then_some(e)
+        },
+    )
+    .await;
+    let note = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("OrphanRecreated"))
+        .and_then(|e| e.note.clone())
+        .unwrap_or_default();
+    assert!(note.contains(&lineage), "{}: {note}", case.name);
+    until("RECREATED 1 in the policy status", async || {
+        (recreated_count(&client).await == 1).then_some(())
+    })
+    .await;
+    if case.original_stays {
+        let marked = try_get(&sim, "web").await.expect("the lost pod stays");
+        let mark = marked
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REPLACEMENT_ANNOTATION).cloned());
+        assert_eq!(mark.as_deref(), Some(case.replacement), "{}", case.name);
+        // A person cleans up the lost pod: its deletion is the same loss, not a new one.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        pods.delete("web", &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete the lost pod");
+    }
+    advance(&sim, 120);
+    until("the controller to catch up", async || {
+        (ctrl.metrics.cached_pods.get() == 1).then_some(())
+    })
+    .await;
+    let all = replacements(&client, &lineage).await;
+    assert_eq!(all.len(), 1, "{}: one replacement, ever", case.name);
+    assert_eq!(ctrl.metrics.orphans_recreated.get(), 1, "{}", case.name);
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_fencing_evidence_recreates_the_pod_once_on_a_live_node() {
+    for case in &CASES {
+        assert!(!case.writers.is_empty());
+        recreates_once(case).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_evidence_or_when_not_ours_a_lost_pod_is_never_recreated() {
+    let sim = sandbox_with(4).await;
+    let client = sim.client().expect("client");
+    install(&client, "Enforce", json!({})).await;
+    let ctrl = start(&client).await;
+    // node-0: deleted by a person. node-1: partitioned. node-2: deleted, taking a pod
+    // that completed, one a controller owns and one with restartPolicy Never.
+    create(
+        &sim,
+        guarded("deleted", "Always", "forever", Some("node-0")),
+    )
+    .await;
+    create(
+        &sim,
+        guarded("partitioned", "Always", "forever", Some("node-1")),
+    )
+    .await;
+    create(
+        &sim,
+        guarded("completed", "OnFailure", "run=1s exit=0", Some("node-2")),
+    )
+    .await;
+    let mut owned = guarded("owned", "Always", "forever", Some("node-2"));
+    owned["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+        "uid": "0d1f7a52-1111-4c59-9a3e-000000000001", "controller": true,
+    }]);
+    create(&sim, owned).await;
+    create(&sim, guarded("never", "Never", "forever", Some("node-2"))).await;
+    advance(&sim, 10);
+    assert_eq!(phase(&get(&sim, "completed").await), "Succeeded");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.delete("deleted", &DeleteParams::default())
+        .await
+        .expect("a person deletes the pod");
+    sim.apply_fault("node-1", NodeFault::Partition)
+        .expect("partition");
+    sim.apply_fault("node-2", NodeFault::Delete)
+        .expect("delete node");
+    advance(&sim, 120);
+    assert!(try_get(&sim, "deleted").await.is_none());
+    assert!(try_get(&sim, "never").await.is_none(), "PodGC removed it");
+    until("the controller's decisions", async || {
+        (skipped(&ctrl, "NoEvidence") == 1
+            && skipped(&ctrl, "RestartPolicyNever") == 1
+            && skipped(&ctrl, "Succeeded") == 1)
+            .then_some(())
+    })
+    .await;
+    // Past the unreachable taint's 300 s: the taint manager deletes the partitioned pod,
+    // which stays Terminating (its kubelet cannot confirm): still no evidence.
+    advance(&sim, 300);
+    let partitioned = get(&sim, "partitioned").await;
+    assert!(partitioned.metadata.deletion_timestamp.is_some());
+    until("the partitioned pod's deletion seen", async || {
+        (ctrl.metrics.cached_pods.get() == 1).then_some(())
+    })
+    .await;
+
+    let listed = pods.list(&ListParams::default()).await.expect("list");
+    let names: Vec<String> = listed
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["partitioned"], "nothing was recreated");
+    assert_eq!(ctrl.metrics.orphans_recreated.get(), 0);
+    assert_eq!(recreated_count(&client).await, 0);
+    // A person's delete is no news; a Never pod that would have been recreated is.
+    assert!(
+        !reasons(&podwarden_events(&client, "default", "deleted").await)
+            .contains(&"OrphanRecreationSkipped".to_string())
+    );
+    let never = until("the Never pod's Event", async || {
+        let e = podwarden_events(&client, "default", "never").await;
+        e.iter()
+            .find(|e| e.reason.as_deref() == Some("OrphanRecreationSkipped"))
+            .cloned()
+    })
+    .await;
+    assert!(
+        never
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("RestartPolicyNever")),
+        "{never:?}"
+    );
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_mode_policy_reports_what_it_would_recreate_and_writes_no_pod() {
+    let sim = sandbox_with(2).await;
+    let client = sim.client().expect("client");
+    install(&client, "Audit", json!({})).await;
+    let ctrl = start(&client).await;
+    create(&sim, guarded("web", "Always", "forever", Some("node-0"))).await;
+    advance(&sim, 5);
+    sim.apply_fault("node-0", NodeFault::Delete)
+        .expect("delete node");
+    advance(&sim, 90);
+    let event = until("the dry run's Event", async || {
+        let e = podwarden_events(&client, "default", "web").await;
+        e.into_iter()
+            .find(|e| e.reason.as_deref() == Some("OrphanWouldBeRecreated"))
+    })
+    .await;
+    assert!(
+        event.note.as_deref().is_some_and(|n| n.contains("PodGC")),
+        "{event:?}"
+    );
+    assert_eq!(ctrl.metrics.orphans_dry_run.get(), 1);
+    advance(&sim, 30);
+    assert!(try_get(&sim, "web").await.is_none(), "no pod was written");
+    assert_eq!(ctrl.metrics.orphans_recreated.get(), 0);
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
