@@ -304,8 +304,14 @@ async fn without_evidence_or_when_not_ours_a_lost_pod_is_never_recreated() {
     sim.apply_fault("node-2", NodeFault::Delete)
         .expect("delete node");
     advance(&sim, 120);
-    assert!(try_get(&sim, "deleted").await.is_none());
-    assert!(try_get(&sim, "never").await.is_none(), "PodGC removed it");
+    // Their guard finalizers (if the controller had added them yet) are released: the
+    // deletions complete.
+    for name in ["deleted", "never", "owned", "completed"] {
+        until(&format!("{name} removed"), async || {
+            try_get(&sim, name).await.is_none().then_some(())
+        })
+        .await;
+    }
     until("the controller's decisions", async || {
         (skipped(&ctrl, "NoEvidence") == 1
             && skipped(&ctrl, "RestartPolicyNever") == 1
@@ -377,9 +383,77 @@ async fn an_audit_mode_policy_reports_what_it_would_recreate_and_writes_no_pod()
         "{event:?}"
     );
     assert_eq!(ctrl.metrics.orphans_dry_run.get(), 1);
+    assert_eq!(
+        ctrl.metrics.guard_writes.get(),
+        0,
+        "a dry run guards no pod"
+    );
     advance(&sim, 30);
     assert!(try_get(&sim, "web").await.is_none(), "no pod was written");
     assert_eq!(ctrl.metrics.orphans_recreated.get(), 0);
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
+
+fn has_guard(p: &Pod) -> bool {
+    p.metadata.finalizers.as_ref().is_some_and(|f| {
+        f.iter()
+            .any(|f| f == podwarden::controller::guard::FINALIZER)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_while_no_controller_runs_waits_on_its_guard_and_is_recreated_once() {
+    let sim = sandbox_with(3).await;
+    let client = sim.client().expect("client");
+    install(&client, "Enforce", json!({})).await;
+    let ctrl = start(&client).await;
+    let original = create(&sim, guarded("web", "Always", "forever", None)).await;
+    advance(&sim, 5);
+    let lost_on = node_name(&get(&sim, "web").await).expect("scheduled");
+    until("the guard finalizer", async || {
+        has_guard(&get(&sim, "web").await).then_some(())
+    })
+    .await;
+    ctrl.shutdown().await;
+
+    // PodGC fails the pod and deletes it with grace 0 while nothing watches: the
+    // finalizer keeps the object, with its last state.
+    sim.apply_fault(&lost_on, NodeFault::Delete)
+        .expect("delete node");
+    advance(&sim, 90);
+    let held = get(&sim, "web").await;
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(phase(&held), "Failed");
+
+    let ctrl = start(&client).await;
+    let lineage = uid(&original);
+    let made = until("the replacement", async || {
+        let r = replacements(&client, &lineage).await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(made.len(), 1);
+    until("the lost pod's deletion to complete", async || {
+        try_get(&sim, "web").await.is_none().then_some(())
+    })
+    .await;
+    advance(&sim, 10);
+    let replacement = get(&sim, "web-r1").await;
+    assert_eq!(phase(&replacement), "Running");
+    // Restarted again: the replacement is met as a live pod; nothing more is made.
+    ctrl.shutdown().await;
+    let ctrl = start(&client).await;
+    advance(&sim, 30);
+    until("the restarted controller's list", async || {
+        (ctrl.metrics.cached_pods.get() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(replacements(&client, &lineage).await.len(), 1);
+    until("the replacement's own guard", async || {
+        has_guard(&get(&sim, "web-r1").await).then_some(())
+    })
+    .await;
     ctrl.shutdown().await;
     sim.shutdown().await;
 }

@@ -43,6 +43,9 @@ pub struct RunArgs {
     /// Replacement pods created per second, at most.
     #[arg(long, default_value_t = 5.0, value_parser = parse_qps)]
     pub create_qps: f64,
+    /// Orphan-guard finalizer writes per second, at most.
+    #[arg(long, default_value_t = 20.0, value_parser = parse_qps)]
+    pub guard_qps: f64,
     /// `text` (readable on a terminal) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -169,6 +172,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             leader_election,
             dry_run: args.dry_run,
             create_qps: args.create_qps,
+            guard_qps: args.guard_qps,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,

@@ -53,6 +53,9 @@ pub struct Metrics {
     pub orphans_waiting: Gauge,
     /// From the loss decided to the replacement created.
     pub orphan_create_latency: Histogram,
+    /// Orphan-guard finalizers added or released.
+    pub guard_writes: Counter,
+    pub guard_write_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,8 @@ impl Metrics {
             orphans_waiting: Gauge::default(),
             // 1 ms to ~65 s.
             orphan_create_latency: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
+            guard_writes: Counter::default(),
+            guard_write_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -188,6 +193,16 @@ impl Metrics {
             "orphan_create_latency_seconds",
             "From a loss decided to its replacement created",
             m.orphan_create_latency.clone(),
+        );
+        registry.register(
+            "guard_writes",
+            "Orphan-guard finalizers added or released",
+            m.guard_writes.clone(),
+        );
+        registry.register(
+            "guard_write_errors",
+            "Orphan-guard finalizer writes that failed (retried)",
+            m.guard_write_errors.clone(),
         );
         // Every series exists from the start, at 0: a rate or an alert on a series that
         // appears only with its first increment misses that increment.

@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod engine;
 pub mod events;
+pub mod guard;
 pub mod leader;
 pub mod metrics;
 pub mod nodes;
@@ -75,6 +76,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Replacement pods created per second, at most.
     pub create_qps: f64,
+    /// Orphan-guard finalizers added or released per second, at most.
+    pub guard_qps: f64,
 }
 
 impl Default for Options {
@@ -86,6 +89,7 @@ impl Default for Options {
             leader_election: None,
             dry_run: false,
             create_qps: 5.0,
+            guard_qps: 20.0,
         }
     }
 }
@@ -194,6 +198,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     let (node_tx, node_rx) = mpsc::channel(nodes::CHANNEL_CAPACITY);
     let (outcome_tx, outcome_rx) = mpsc::channel(recreate::OUTCOME_CHANNEL);
     let creates = Arc::new(CreateQueue::default());
+    let guards = Arc::new(guard::Guards::default());
     let mut tasks = JoinSet::new();
     let (leadership, lease) = match options.leader_election.clone() {
         Some(config) => {
@@ -261,6 +266,14 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         });
     }
     {
+        let (client, guards, metrics) = (client.clone(), guards.clone(), metrics.clone());
+        let (qps, leadership) = (options.guard_qps, leadership.clone());
+        tasks.spawn(async move {
+            guard::write_loop(client, guards, metrics, qps, leadership).await;
+            "guard writer"
+        });
+    }
+    {
         let (client, queue, metrics) = (client.clone(), queue.clone(), metrics.clone());
         let (qps, instance) = (options.event_qps, options.instance.clone());
         let leadership = leadership.clone();
@@ -295,6 +308,8 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             creates: creates.clone(),
             dry_run: options.dry_run,
             pods_synced: false,
+            guards,
+            leadership: leadership.clone(),
         };
         tasks.spawn(async move {
             audit.run(policy_rx, pod_rx, node_rx, outcome_rx).await;
@@ -440,6 +455,8 @@ struct AuditLoop {
     /// `--dry-run`: every policy's orphan decisions are a dry run.
     dry_run: bool,
     pods_synced: bool,
+    guards: Arc<guard::Guards>,
+    leadership: leader::Leadership,
 }
 
 impl AuditLoop {
@@ -478,7 +495,13 @@ impl AuditLoop {
                                 self.relist.send_modify(|n| *n += 1);
                             }
                         }
-                        PolicyEvent::Deleted(key) => self.delete_policy(&key),
+                        PolicyEvent::Deleted(key) => {
+                            self.delete_policy(&key);
+                            // Its pods' guards go with it: their next state says so.
+                            if self.pods_synced {
+                                self.relist.send_modify(|n| *n += 1);
+                            }
+                        }
                         PolicyEvent::ListDone => {
                             if let Some(live) = listing.take() {
                                 let gone: Vec<PolicyKey> = self
@@ -521,6 +544,13 @@ impl AuditLoop {
                     self.record(outputs);
                     let actions = self.book.tick(&self.nodes, now);
                     self.act(actions);
+                    if self.leadership.is_leader() {
+                        for plan in self.book.repush(now) {
+                            if !self.creates.contains(&plan.lineage, plan.attempt) {
+                                self.act(vec![Action::Create(plan)]);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -601,36 +631,73 @@ impl AuditLoop {
         })
     }
 
-    /// Orphan recreation's part of a pod event: a replacement seen, a loss to decide.
+    /// Orphan recreation's part of a pod event: a replacement seen, a loss to decide,
+    /// the pod's guard finalizer wanted or not.
     fn orphan_event(&mut self, view: &PodView, change: PodChange, now: Timestamp) {
         if view.controlled {
             return;
         }
         let gone = change == PodChange::Deleted;
         let lost = gone || view.phase() == Phase::Failed;
-        let replacement = orphans_model::original_uid(view).is_some();
-        if !lost && !replacement {
-            return;
-        }
+        let guarded = view.finalizers.iter().any(|f| &**f == guard::FINALIZER);
         // Any bare pod a recreating policy selects (a Never pod too: its loss is counted).
-        let Some((key, settings, enforce)) = self.engine.orphan_policy(view) else {
+        let policy = self
+            .engine
+            .orphan_policy(view)
+            .map(|(key, settings, enforce)| OrphanPolicy {
+                key,
+                settings,
+                dry_run: self.dry_run || !enforce,
+            });
+        let Some(policy) = policy else {
+            if guarded && !gone {
+                // No longer selected by a policy that recreates it.
+                self.guards.observe(orphans::PodRef::of(view), true, false);
+            }
             return;
         };
-        let policy = OrphanPolicy {
-            key,
-            settings,
-            dry_run: self.dry_run || !enforce,
-        };
-        if replacement
+        if orphans_model::original_uid(view).is_some()
             && !gone
             && let Some((lineage, attempt)) = self.book.replacement_seen(view, &policy, now)
         {
             self.creates.cancel(&lineage, attempt);
         }
         if lost {
-            let actions = self.book.lost(view.clone(), gone, policy, &self.nodes, now);
+            let actions = self.book.lost(
+                view.clone(),
+                gone,
+                guarded,
+                policy.clone(),
+                &self.nodes,
+                now,
+            );
             self.act(actions);
         }
+        if gone {
+            self.guards.gone(&view.uid);
+            return;
+        }
+        let guardable = !policy.dry_run
+            && view.spec.node_name.is_some()
+            && self.candidate(view).is_some_and(|c| !c.dry_run);
+        let want = guardable
+            && if lost {
+                self.book.holds(&view.uid)
+            } else if view.deletion_timestamp.is_some() {
+                // Being deleted while its node is healthy: a person's delete, which the
+                // kubelet completes; the guard goes at once so that it does not wait.
+                !self.node_healthy(view.spec.node_name.as_deref())
+            } else {
+                true
+            };
+        self.guards
+            .observe(orphans::PodRef::of(view), guarded, want);
+    }
+
+    /// Ready and not out of service, as the node cache says.
+    fn node_healthy(&self, node: Option<&str>) -> bool {
+        node.and_then(|n| self.nodes.facts(n))
+            .is_some_and(|f| f.exists && f.ready == Some(true) && !f.out_of_service)
     }
 
     fn on_node(&mut self, event: NodeEvent) {
@@ -671,6 +738,9 @@ impl AuditLoop {
             // writing it again records it at most once.
             Written::Existed { uid } => self.recreated_notice(plan, uid),
             Written::NotLeader | Written::NameTaken | Written::Failed(_) => {}
+        }
+        if outcome.written != Written::NotLeader {
+            self.guards.release(&plan.lost.uid);
         }
         if let Some(action) = self.book.written(&outcome) {
             self.act(vec![action]);
@@ -734,6 +804,7 @@ impl AuditLoop {
                     self.queue.submit_notice(notice, &self.metrics);
                 }
                 Action::Skipped(skipped) => {
+                    self.guards.release(&skipped.lost.uid);
                     self.metrics
                         .orphans_skipped
                         .get_or_create(&ReasonLabels {

@@ -11,6 +11,12 @@
 //! no sighting plans it twice; the create's name is deterministic, so a create made
 //! twice anyway (a restart, two replicas) answers 409.
 //!
+//! A plan stays pending until the writer has seen its replacement created (or refused):
+//! a standby's plan, or one whose create did not happen, is handed to the writer again
+//! ([`OrphanBook::repush`]) while the lost pod is guarded by its finalizer
+//! ([`super::guard`]). A guarded loss met again after a restart gets the plan of the
+//! attempt already made, whose create answers 409 and confirms it.
+//!
 //! Bounds: [`WAITING_LIMIT`] lost pods waiting (the oldest is reported and dropped past
 //! it), each for at most [`WAIT_LIMIT`]; [`SETTLED_LIMIT`] settled uids (oldest
 //! forgotten: a forgotten loss seen again is asked again, and its lineage's attempt
@@ -31,6 +37,10 @@ use super::nodes::NodeCache;
 pub const WAITING_LIMIT: usize = 4096;
 /// Uids whose loss got its answer, remembered so that it is not asked again.
 pub const SETTLED_LIMIT: usize = 16_384;
+/// Plans waiting for their replacement to be confirmed.
+pub const PENDING_LIMIT: usize = 4096;
+/// How long a pending plan waits before it is handed to the writer again.
+pub const REPUSH_AFTER: Seconds = Seconds(30);
 /// How long a lost pod waits for evidence (a partitioned node may yet be deleted or
 /// tainted `out-of-service`) before it is reported as not recreated.
 pub const WAIT_LIMIT: Seconds = Seconds(3600);
@@ -130,6 +140,8 @@ struct Waiting {
     retry_at: Option<Timestamp>,
     /// Why it is waiting (reported if it waits too long).
     skip: Skip,
+    /// It carries the orphan-guard finalizer.
+    guarded: bool,
 }
 
 #[derive(Debug, Default)]
@@ -138,16 +150,20 @@ pub struct OrphanBook {
     waiting: HashMap<Box<str>, Waiting>,
     settled: HashSet<Box<str>>,
     settled_order: VecDeque<Box<str>>,
+    /// Plans not confirmed yet, by lost uid, with when they were last handed over.
+    pending: HashMap<Box<str>, (Plan, Timestamp)>,
     pods_synced: bool,
 }
 
 impl OrphanBook {
     /// `last` is the newest state of a lost candidate: a bare pod that is terminal
-    /// (`gone` false) or deleted (`gone` true), decided by `policy`.
+    /// (`gone` false) or deleted (`gone` true), decided by `policy`; `guarded` says it
+    /// carries the orphan-guard finalizer.
     pub fn lost(
         &mut self,
         last: PodView,
         gone: bool,
+        guarded: bool,
         policy: OrphanPolicy,
         nodes: &NodeCache,
         now: Timestamp,
@@ -165,8 +181,28 @@ impl OrphanBook {
             since,
             retry_at: None,
             skip: Skip::NotSynced,
+            guarded,
         };
         self.decide(waiting, nodes, now, &mut out);
+        out
+    }
+
+    /// Whether the loss of `uid` is still undecided or its replacement unconfirmed (its
+    /// guard must stay).
+    pub fn holds(&self, uid: &str) -> bool {
+        self.waiting.contains_key(uid) || self.pending.contains_key(uid)
+    }
+
+    /// Pending plans last handed over [`REPUSH_AFTER`] ago or more, handed over again
+    /// now (the caller skips those still queued).
+    pub fn repush(&mut self, now: Timestamp) -> Vec<Plan> {
+        let mut out = Vec::new();
+        for (plan, pushed) in self.pending.values_mut() {
+            if now >= pushed.plus(REPUSH_AFTER) {
+                *pushed = now;
+                out.push(plan.clone());
+            }
+        }
         out
     }
 
@@ -245,8 +281,12 @@ impl OrphanBook {
         Some((lineage, attempt))
     }
 
-    /// What the writer did; a failed create is a skip to report.
+    /// What the writer did; a failed create is a skip to report. Every answer but
+    /// [`Written::NotLeader`] ends the plan.
     pub fn written(&mut self, outcome: &Outcome) -> Option<Action> {
+        if outcome.written != Written::NotLeader {
+            self.pending.remove(outcome.plan.lost.uid.as_str());
+        }
         let (reason, detail) = match &outcome.written {
             Written::Created { .. } | Written::Existed { .. } | Written::NotLeader => {
                 return None;
@@ -273,6 +313,7 @@ impl OrphanBook {
     pub fn policy_gone(&mut self, key: &PolicyKey) {
         self.attempts.remove(key);
         self.waiting.retain(|_, w| &w.policy.key != key);
+        self.pending.retain(|_, (p, _)| &p.policy != key);
     }
 
     pub fn waiting(&self) -> usize {
@@ -341,6 +382,11 @@ impl OrphanBook {
         let lineage = orphans::lineage(&w.last).to_string();
         let attempts = self.attempts_of(&policy);
         match attempts.next(&w.last, now) {
+            // Made already; a guarded loss is confirmed by making it again (409), so
+            // that its finalizer goes only once its replacement is seen.
+            Next::Done(attempt) if w.guarded && !policy.dry_run => {
+                self.plan(w, policy, lineage, attempt, evidence, now, out);
+            }
             Next::Done(_) => self.settle(&w.last.uid),
             Next::Exhausted => {
                 let detail = format!(
@@ -355,38 +401,56 @@ impl OrphanBook {
                 self.wait(w, out);
             }
             Next::Ready(attempt) => {
-                let body = if policy.dry_run {
-                    None
-                } else {
-                    match orphans::replacement(&w.last, attempt, w.gone) {
-                        Some(body) => Some(body),
-                        None => {
-                            let detail = skip_detail(Skip::NoSpec);
-                            out.push(self.settle_skipped(&w, Skip::NoSpec, detail, true));
-                            return;
-                        }
-                    }
-                };
                 attempts.record(&lineage, attempt, now);
-                self.settle(&w.last.uid);
-                let plan = Plan {
-                    policy: policy.key.clone(),
-                    lost: PodRef::of(&w.last),
-                    lineage,
-                    attempt,
-                    max_attempts: policy.settings.max_attempts,
-                    evidence,
-                    name: orphans::replacement_name(&w.last, attempt, w.gone),
-                    body,
-                    mark_original: !w.gone,
-                };
-                out.push(if policy.dry_run {
-                    Action::DryRun(plan)
-                } else {
-                    Action::Create(plan)
-                });
+                self.plan(w, policy, lineage, attempt, evidence, now, out);
             }
         }
+    }
+
+    /// The plan of `attempt` for the loss `w` (already recorded in its attempt table).
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        &mut self,
+        w: Waiting,
+        policy: OrphanPolicy,
+        lineage: String,
+        attempt: u32,
+        evidence: Evidence,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) {
+        let body = if policy.dry_run {
+            None
+        } else {
+            match orphans::replacement(&w.last, attempt, w.gone) {
+                Some(body) => Some(body),
+                None => {
+                    let detail = skip_detail(Skip::NoSpec);
+                    out.push(self.settle_skipped(&w, Skip::NoSpec, detail, true));
+                    return;
+                }
+            }
+        };
+        self.settle(&w.last.uid);
+        let plan = Plan {
+            policy: policy.key.clone(),
+            lost: PodRef::of(&w.last),
+            lineage,
+            attempt,
+            max_attempts: policy.settings.max_attempts,
+            evidence,
+            name: orphans::replacement_name(&w.last, attempt, w.gone),
+            body,
+            mark_original: !w.gone,
+        };
+        if policy.dry_run {
+            out.push(Action::DryRun(plan));
+            return;
+        }
+        if self.pending.len() < PENDING_LIMIT {
+            self.pending.insert(w.last.uid.clone(), (plan.clone(), now));
+        }
+        out.push(Action::Create(plan));
     }
 
     fn wait(&mut self, w: Waiting, out: &mut Vec<Action>) {
@@ -560,7 +624,7 @@ mod tests {
         let cache = nodes(node1(false));
         let mut book = synced_book(&cache);
         let lost = podgc_failed("web", "u1", json!({}));
-        let first = book.lost(lost.clone(), false, policy(3), &cache, at(1));
+        let first = book.lost(lost.clone(), false, false, policy(3), &cache, at(1));
         assert_eq!(plans(&first), [("web-r1", 1)]);
         let Action::Create(plan) = &first[0] else {
             unreachable!()
@@ -568,7 +632,10 @@ mod tests {
         assert!(plan.mark_original && plan.body.is_some());
         assert_eq!(plan.evidence, Evidence::NodeDeleted);
         // PodGC's grace-0 delete: the same loss.
-        assert!(book.lost(lost, true, policy(3), &cache, at(2)).is_empty());
+        assert!(
+            book.lost(lost, true, false, policy(3), &cache, at(2))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -578,7 +645,10 @@ mod tests {
         let mut cache = nodes(node1(true));
         let mut book = synced_book(&cache);
         let lost = podgc_failed("web", "u1", json!({}));
-        assert!(book.lost(lost, true, policy(3), &cache, at(1)).is_empty());
+        assert!(
+            book.lost(lost, true, false, policy(3), &cache, at(1))
+                .is_empty()
+        );
         assert_eq!(book.waiting(), 1);
         let changed = cache.apply(NodeEvent::Deleted("node-1".into()));
         let actions = book.node_changed(&changed[0], &cache, at(2));
@@ -595,7 +665,10 @@ mod tests {
         let cache = NodeCache::default();
         let mut book = OrphanBook::default();
         let lost = podgc_failed("web", "u1", json!({}));
-        assert!(book.lost(lost, false, policy(3), &cache, at(1)).is_empty());
+        assert!(
+            book.lost(lost, false, false, policy(3), &cache, at(1))
+                .is_empty()
+        );
         assert!(
             book.pods_synced(&cache, at(2)).is_empty(),
             "nodes not synced"
@@ -618,7 +691,7 @@ mod tests {
         };
         // Replacement 1 (created at T0) is lost at once: attempt 2 waits 30 s after it.
         assert!(
-            book.lost(annotated(1, "u1"), true, policy(2), &cache, at(5))
+            book.lost(annotated(1, "u1"), true, false, policy(2), &cache, at(5))
                 .is_empty()
         );
         assert!(book.tick(&cache, at(29)).is_empty());
@@ -626,7 +699,7 @@ mod tests {
         // Its object is gone: the replacement takes its freed name.
         assert_eq!(plans(&actions), [("web-r1", 2)]);
         // Replacement 2 is lost too: the budget of 2 is spent.
-        let actions = book.lost(annotated(2, "u2"), true, policy(2), &cache, at(100));
+        let actions = book.lost(annotated(2, "u2"), true, false, policy(2), &cache, at(100));
         assert!(matches!(
             &actions[..],
             [Action::Skipped(Skipped {
@@ -655,7 +728,10 @@ mod tests {
             Some(("u1".to_string(), 1))
         );
         let lost = podgc_failed("web", "u1", json!({}));
-        assert!(book.lost(lost, false, policy(3), &cache, at(2)).is_empty());
+        assert!(
+            book.lost(lost, false, false, policy(3), &cache, at(2))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -670,7 +746,7 @@ mod tests {
         lost.full_spec = None;
         // Node still there: waits; an hour later it is given up, and said so.
         assert!(
-            book.lost(lost.clone(), true, dry.clone(), &cache, at(0))
+            book.lost(lost.clone(), true, false, dry.clone(), &cache, at(0))
                 .is_empty()
         );
         let expired = book.tick(&cache, at(WAIT_LIMIT.0));
@@ -685,7 +761,7 @@ mod tests {
         // Without a spec, a dry run still says what it would do.
         let cache = nodes(node1(false));
         let mut book = synced_book(&cache);
-        let actions = book.lost(lost, true, dry, &cache, at(1));
+        let actions = book.lost(lost, true, false, dry, &cache, at(1));
         assert!(matches!(
             &actions[..],
             [Action::DryRun(Plan {
@@ -720,12 +796,19 @@ mod tests {
         for i in 0..WAITING_LIMIT {
             let lost = podgc_failed(&format!("p{i}"), &format!("u{i}"), json!({}));
             assert!(
-                book.lost(lost, true, policy(3), &cache, at(i as i64))
+                book.lost(lost, true, false, policy(3), &cache, at(i as i64))
                     .is_empty()
             );
         }
         let lost = podgc_failed("late", "late", json!({}));
-        let actions = book.lost(lost, true, policy(3), &cache, at(WAITING_LIMIT as i64));
+        let actions = book.lost(
+            lost,
+            true,
+            false,
+            policy(3),
+            &cache,
+            at(WAITING_LIMIT as i64),
+        );
         assert_eq!(book.waiting(), WAITING_LIMIT);
         assert!(matches!(
             &actions[..],

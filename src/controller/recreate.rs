@@ -63,6 +63,15 @@ impl CreateQueue {
         before - queue.len()
     }
 
+    /// Whether the plan of `lineage`'s `attempt` is queued.
+    pub fn contains(&self, lineage: &str, attempt: u32) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(p, _)| p.lineage == lineage && p.attempt == attempt)
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
