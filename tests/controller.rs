@@ -520,6 +520,7 @@ async fn replica(client: &Client, identity: &str) -> Handle {
             namespace: "default".into(),
             name: "podwarden".into(),
             identity: identity.into(),
+            timings: controller::leader::LeaseTimings::default(),
         }),
         ..Options::default()
     };

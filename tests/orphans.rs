@@ -7,6 +7,8 @@ mod sim_common;
 
 mod controller_common;
 
+mod orphan_chaos;
+
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -456,4 +458,13 @@ async fn a_loss_while_no_controller_runs_waits_on_its_guard_and_is_recreated_onc
     .await;
     ctrl.shutdown().await;
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_chaos_no_loss_is_recreated_twice_or_missed() {
+    for seed in [1, 2, 3] {
+        let report = orphan_chaos::run(seed).await;
+        assert!(report.ok(), "{report:#?}");
+        assert_eq!(report.recreated, report.fenced_losses, "{report:#?}");
+    }
 }

@@ -9,7 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use super::Options;
-use super::leader::LeaseConfig;
+use super::leader::{LeaseConfig, LeaseTimings};
 
 /// Watches the cluster and audits every pod transition a PodLifecyclePolicy selects.
 #[derive(Debug, Clone, clap::Args)]
@@ -164,6 +164,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 .unwrap_or_else(|| "default".into()),
             name: args.lease_name.clone(),
             identity: unique_identity(&instance),
+            timings: LeaseTimings::default(),
         });
         let options = Options {
             event_qps: args.event_qps,

@@ -29,6 +29,29 @@ pub struct LeaseConfig {
     pub namespace: String,
     pub name: String,
     pub identity: String,
+    pub timings: LeaseTimings,
+}
+
+/// How long a lease lasts, how long a holder keeps leading without renewing it, and how
+/// often each replica tries. The renew deadline must be shorter than the lease (a holder
+/// stops writing before another may take over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTimings {
+    /// Whole seconds: the Lease records it as `leaseDurationSeconds`.
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl Default for LeaseTimings {
+    /// controller-runtime's.
+    fn default() -> Self {
+        LeaseTimings {
+            lease_duration: LEASE_DURATION,
+            renew_deadline: RENEW_DEADLINE,
+            retry_period: RETRY_PERIOD,
+        }
+    }
 }
 
 /// Whether this replica may write. Without leader election it always may.
@@ -81,8 +104,8 @@ impl Elector {
         )
     }
 
-    /// Tries every [`RETRY_PERIOD`] to acquire or renew, until the task is aborted; a
-    /// holder that has not renewed for [`RENEW_DEADLINE`] steps down. `on_change` is
+    /// Tries every retry period to acquire or renew, until the task is aborted; a
+    /// holder that has not renewed within the renew deadline steps down. `on_change` is
     /// told each change of leadership.
     pub async fn run(self, on_change: impl Fn(bool)) {
         let mut last_renewed: Option<tokio::time::Instant> = None;
@@ -101,7 +124,8 @@ impl Elector {
                 // Could not tell: keep leading only within the renew deadline.
                 Err(e) => {
                     tracing::debug!(error = %e, "lease try failed");
-                    last_renewed.is_some_and(|t| now.duration_since(t) < RENEW_DEADLINE)
+                    last_renewed
+                        .is_some_and(|t| now.duration_since(t) < self.config.timings.renew_deadline)
                 }
             };
             if leader != self.leadership.is_leader() {
@@ -113,7 +137,7 @@ impl Elector {
                 );
                 on_change(leader);
             }
-            tokio::time::sleep(RETRY_PERIOD).await;
+            tokio::time::sleep(self.config.timings.retry_period).await;
         }
     }
 
@@ -167,7 +191,9 @@ impl Elector {
     ) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.config.identity.clone()),
-            lease_duration_seconds: Some(LEASE_DURATION.as_secs() as i32),
+            lease_duration_seconds: Some(
+                self.config.timings.lease_duration.as_secs().clamp(1, 3600) as i32,
+            ),
             acquire_time: Some(acquired.unwrap_or(MicroTime(now))),
             renew_time: Some(MicroTime(now)),
             lease_transitions: Some(transitions),
