@@ -781,3 +781,96 @@ async fn a_state_that_holds_again_counts_in_its_event_series_not_a_new_event() {
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+async fn shard(client: &Client, spec: &str) -> Handle {
+    start_with(
+        client,
+        Options {
+            shard: Some(spec.parse().expect("shard")),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_split_the_pods_and_the_status_sums_them_across_a_restart() {
+    use podwarden::controller::shard;
+
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let mut uids = Vec::new();
+    for i in 0..12 {
+        let made = create(&sim, selected_pod(&format!("p-{i}"), "forever", "yes")).await;
+        uids.push(made.metadata.uid.expect("uid"));
+    }
+    advance(&sim, 5);
+    let zero = shard(&client, "0/2").await;
+    let one = shard(&client, "1/2").await;
+    let owned_by = |i: u32| uids.iter().filter(|u| shard::of(u, 2) == i).count() as i64;
+    assert!(owned_by(0) > 0 && owned_by(1) > 0, "both shards have pods");
+    until("each shard tracks its own pods", async || {
+        (zero.metrics.cached_pods.get() == owned_by(0)
+            && one.metrics.cached_pods.get() == owned_by(1))
+        .then_some(())
+    })
+    .await;
+
+    // One state violation on a pod of each shard.
+    let pick = |i: u32| {
+        let at = uids
+            .iter()
+            .position(|u| shard::of(u, 2) == i)
+            .expect("a pod");
+        format!("p-{at}")
+    };
+    for name in [pick(0), pick(1)] {
+        sim.inject("default", &name, "containers-ready-mismatch")
+            .expect("inject");
+    }
+    let status = until("the summed status", async || {
+        policy(&client)
+            .await
+            .status
+            .filter(|s| s.violations == 2 && s.shards.len() == 2 && s.pods_audited == 12)
+    })
+    .await;
+    assert_eq!(status.shards["0/2"].violations, 1, "{status:?}");
+    assert_eq!(status.shards["1/2"].violations, 1, "{status:?}");
+    assert_eq!(status.shards["1/2"].pods_audited, owned_by(1));
+    assert_eq!(status.recent_findings.len(), 2);
+    for name in [pick(0), pick(1)] {
+        until(&format!("the Event about {name}"), async || {
+            (podwarden_events(&client, "default", &name).await.len() == 1).then_some(())
+        })
+        .await;
+    }
+    assert!(one.metrics.encode().contains("shard=\"1/2\""));
+
+    // Shard 1 restarts: it resumes from its entry; nothing is counted twice.
+    one.shutdown().await;
+    let one = shard(&client, "1/2").await;
+    advance(&sim, 5);
+    until("shard 1 back", async || {
+        (one.metrics.cached_pods.get() == owned_by(1) && one.metrics.status_writes.get() >= 1)
+            .then_some(())
+    })
+    .await;
+    let status = until("the status after the restart", async || {
+        policy(&client)
+            .await
+            .status
+            .filter(|s| s.pods_audited == 12)
+    })
+    .await;
+    assert_eq!(status.violations, 2, "{status:?}");
+    assert_eq!(status.shards["1/2"].violations, 1, "{status:?}");
+    assert_eq!(
+        podwarden_events(&client, "default", &pick(1)).await.len(),
+        1
+    );
+    zero.shutdown().await;
+    one.shutdown().await;
+    sim.shutdown().await;
+}

@@ -468,3 +468,46 @@ async fn under_chaos_no_loss_is_recreated_twice_or_missed() {
         assert_eq!(report.recreated, report.fenced_losses, "{report:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taint_manager_deletion_keeps_the_guard_while_the_node_still_looks_ready() {
+    let sim = sandbox_with(3).await;
+    let client = sim.client().expect("client");
+    install(&client, "Enforce", json!({})).await;
+    let ctrl = start(&client).await;
+    let original = create(&sim, guarded("web", "Always", "forever", Some("node-0"))).await;
+    advance(&sim, 5);
+    until("the guard finalizer", async || {
+        has_guard(&get(&sim, "web").await).then_some(())
+    })
+    .await;
+    // The machine is shut down and tainted out-of-service at once: its Node still says
+    // Ready (the 40 s grace period), and the taint manager deletes the pod.
+    sim.apply_fault("node-0", NodeFault::Partition)
+        .expect("partition");
+    sim.apply_fault("node-0", NodeFault::OutOfService)
+        .expect("out of service");
+    let seen = ctrl.metrics.pod_watch_events.get();
+    advance(&sim, 1);
+    let deleting = get(&sim, "web").await;
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    until("the deletion seen", async || {
+        (ctrl.metrics.pod_watch_events.get() > seen).then_some(())
+    })
+    .await;
+    ctrl.shutdown().await;
+    assert!(has_guard(&get(&sim, "web").await), "the guard stays");
+
+    // NotReady, then PodGC force-deletes it while no controller runs.
+    advance(&sim, 90);
+    let ctrl = start(&client).await;
+    let lineage = uid(&original);
+    let made = until("the replacement", async || {
+        let r = replacements(&client, &lineage).await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(made.len(), 1);
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}

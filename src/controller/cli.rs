@@ -46,9 +46,20 @@ pub struct RunArgs {
     /// Orphan-guard finalizer writes per second, at most.
     #[arg(long, default_value_t = 20.0, value_parser = parse_qps)]
     pub guard_qps: f64,
+    /// Audit only the pods whose uid hashes to shard i of n (`i/n`, e.g. `0/4`). Run one
+    /// replica (or one leader-elected group) per shard; with `--leader-elect` each shard
+    /// elects on its own Lease (`<lease-name>-shard-i-of-n`). Shard 0 writes the policy
+    /// totals.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<super::shard::Shard>,
     /// `text` (readable on a terminal) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+fn parse_shard(s: &str) -> Result<super::shard::Shard, String> {
+    s.parse()
+        .map_err(|e: super::shard::ShardError| e.to_string())
 }
 
 fn parse_qps(s: &str) -> Result<f64, String> {
@@ -174,6 +185,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             dry_run: args.dry_run,
             create_qps: args.create_qps,
             guard_qps: args.guard_qps,
+            shard: args.shard,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,

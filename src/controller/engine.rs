@@ -12,13 +12,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use podwarden_model::policy::{
     OrphanSettings, PodLifecyclePolicy, PodLifecyclePolicyStatus, PolicyError, PolicyMode,
-    RecentFinding,
+    RecentFinding, ShardStatus,
 };
 use podwarden_model::{
     Arrival, Finding, PodView, RuleId, RuleSettings, Severity, Timestamp, Tracker,
 };
 
 use podwarden_model::stream::Scope;
+
+use super::shard::Shard;
 
 /// A policy by namespace and name.
 pub type PolicyKey = (String, String);
@@ -31,6 +33,9 @@ pub struct PolicyState {
     /// `Err`: the spec is invalid; the policy selects nothing until it is fixed.
     pub config: Result<PolicyConfig, PolicyError>,
     pub counts: PolicyCounts,
+    /// The `status.shards` entries the policy showed last (sharded controllers: the other
+    /// shards' counts, which shard 0 sums).
+    pub shard_entries: BTreeMap<String, ShardStatus>,
 }
 
 /// A valid policy's scope and settings.
@@ -59,17 +64,29 @@ pub struct PolicyCounts {
 }
 
 impl PolicyCounts {
-    /// The counts a status records; the selected pods are counted anew as pods arrive.
-    pub fn restored(status: &PodLifecyclePolicyStatus) -> Self {
+    /// The counts a status records (for a shard, its own entry); the selected pods are
+    /// counted anew as pods arrive.
+    pub fn restored(status: &PodLifecyclePolicyStatus, shard: Option<Shard>) -> Self {
+        let (by_rule, recent, recreated) = match shard {
+            None => (
+                &status.findings_by_rule,
+                &status.recent_findings,
+                status.recreated,
+            ),
+            Some(shard) => match status.shards.get(&shard.key()) {
+                Some(e) => (&e.findings_by_rule, &e.recent_findings, e.recreated),
+                None => return PolicyCounts::default(),
+            },
+        };
         let mut counts = PolicyCounts::default();
-        for (id, n) in &status.findings_by_rule {
+        for (id, n) in by_rule {
             if let Some(rule) = RuleId::ALL.iter().find(|r| r.as_str() == id) {
                 counts.by_rule.insert(*rule, *n);
                 *counts.by_severity.entry(rule.severity()).or_default() += *n;
             }
         }
-        counts.recent = status.recent_findings.clone();
-        counts.recreated = status.recreated;
+        counts.recent = recent.clone();
+        counts.recreated = recreated;
         counts
             .recent
             .truncate(podwarden_model::policy::RECENT_FINDINGS_LIMIT);
@@ -126,11 +143,21 @@ pub struct Engine {
     recorded: HashSet<(Box<str>, RuleId)>,
     duplicates: u64,
     stale: u64,
+    /// This controller's shard, if it runs in shards: counts resume from its entry.
+    shard: Option<Shard>,
 }
 
 impl Engine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An engine for shard `shard` (None: the only controller).
+    pub fn for_shard(shard: Option<Shard>) -> Self {
+        Engine {
+            shard,
+            ..Self::default()
+        }
     }
 
     /// A policy was created or changed. A changed scope or settings takes effect from the
@@ -140,6 +167,11 @@ impl Engine {
         let uid = policy.metadata.uid.clone().unwrap_or_default();
         let config = policy_config(policy);
         let generation = policy.metadata.generation;
+        let shard_entries = policy
+            .status
+            .as_ref()
+            .map(|s| s.shards.clone())
+            .unwrap_or_default();
         match self.policies.get_mut(&key) {
             Some(state) => {
                 if state.uid != uid {
@@ -149,13 +181,14 @@ impl Engine {
                 }
                 state.generation = generation;
                 state.config = config;
+                state.shard_entries = shard_entries;
             }
             None => {
                 // What an earlier run counted (its status) is where counting resumes.
                 let counts = policy
                     .status
                     .as_ref()
-                    .map(PolicyCounts::restored)
+                    .map(|s| PolicyCounts::restored(s, self.shard))
                     .unwrap_or_default();
                 self.policies.insert(
                     key.clone(),
@@ -164,6 +197,7 @@ impl Engine {
                         generation,
                         config,
                         counts,
+                        shard_entries,
                     },
                 );
             }

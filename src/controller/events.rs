@@ -24,6 +24,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use podwarden_model::{Finding, RuleId, Severity};
 
+use super::fnv::Fnv64;
 use super::orphans::PodRef;
 use tokio::sync::Notify;
 
@@ -95,25 +96,6 @@ fn name_of(pod: &str, parts: [&str; 4]) -> String {
         pod = &pod[..end];
     }
     format!("{pod}.{:016x}", h.0)
-}
-
-/// FNV-1a, 64 bits: stable across releases and platforms (the name must not change when
-/// the controller is rebuilt).
-struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv64 {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 /// An Event of orphan recreation (not a rule's finding).

@@ -66,7 +66,23 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("podwarden");
+        Self::for_shard(None)
+    }
+
+    /// Metrics whose every series carries `shard="i/n"` when the controller runs in
+    /// shards.
+    pub fn for_shard(shard: Option<super::shard::Shard>) -> Self {
+        let mut registry = match shard {
+            None => Registry::with_prefix("podwarden"),
+            Some(s) => Registry::with_prefix_and_labels(
+                "podwarden",
+                [(
+                    std::borrow::Cow::Borrowed("shard"),
+                    std::borrow::Cow::Owned(s.key()),
+                )]
+                .into_iter(),
+            ),
+        };
         let m = Metrics {
             pod_watch_events: Counter::default(),
             findings: Family::default(),

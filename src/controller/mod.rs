@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod engine;
 pub mod events;
+mod fnv;
 pub mod guard;
 pub mod leader;
 pub mod metrics;
@@ -24,6 +25,7 @@ pub mod nodes;
 pub mod orphans;
 pub mod pods;
 pub mod recreate;
+pub mod shard;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -39,7 +41,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use podwarden_model::orphans as orphans_model;
 use podwarden_model::policy::PodLifecyclePolicy;
-use podwarden_model::view::RestartPolicy;
+use podwarden_model::view::{ConditionType, RestartPolicy};
 use podwarden_model::{Finding, Phase, PodView, RuleId, Timestamp};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -78,6 +80,9 @@ pub struct Options {
     pub create_qps: f64,
     /// Orphan-guard finalizers added or released per second, at most.
     pub guard_qps: f64,
+    /// Audit only the pods of this shard (`--shard i/n`); its replicas elect their leader
+    /// on a Lease of their own (the leader election's name with `-shard-i-of-n`).
+    pub shard: Option<shard::Shard>,
 }
 
 impl Default for Options {
@@ -90,6 +95,7 @@ impl Default for Options {
             dry_run: false,
             create_qps: 5.0,
             guard_qps: 20.0,
+            shard: None,
         }
     }
 }
@@ -186,7 +192,7 @@ impl Handle {
 /// Checks the cluster and the CRD, then starts every task.
 pub async fn start(client: Client, options: Options) -> Result<Handle, StartError> {
     check_crd(&client).await?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_shard(options.shard));
     let health = Arc::new(Health::default());
     let queue = Arc::new(EventQueue::default());
     let events_queue = queue.clone();
@@ -200,7 +206,13 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     let creates = Arc::new(CreateQueue::default());
     let guards = Arc::new(guard::Guards::default());
     let mut tasks = JoinSet::new();
-    let (leadership, lease) = match options.leader_election.clone() {
+    let lease_config = options.leader_election.clone().map(|mut config| {
+        if let Some(shard) = options.shard {
+            config.name = shard.lease_name(&config.name);
+        }
+        config
+    });
+    let (leadership, lease) = match lease_config {
         Some(config) => {
             let (elector, leadership) = leader::Elector::new(client.clone(), config.clone());
             let api = elector.api();
@@ -244,9 +256,9 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         });
     }
     {
-        let (client, metrics) = (client.clone(), metrics.clone());
+        let (client, metrics, shard) = (client.clone(), metrics.clone(), options.shard);
         tasks.spawn(async move {
-            pods::run(client, pod_tx, metrics, relist_rx).await;
+            pods::run(client, pod_tx, metrics, relist_rx, shard).await;
             "pod watcher"
         });
     }
@@ -290,7 +302,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             "status writer"
         });
     }
-    let mut engine = Engine::new();
+    let mut engine = Engine::for_shard(options.shard);
     engine.remember_recorded(recorded_states(&client).await);
     {
         let audit = AuditLoop {
@@ -310,6 +322,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             pods_synced: false,
             guards,
             leadership: leadership.clone(),
+            shard: options.shard,
         };
         tasks.spawn(async move {
             audit.run(policy_rx, pod_rx, node_rx, outcome_rx).await;
@@ -457,6 +470,7 @@ struct AuditLoop {
     pods_synced: bool,
     guards: Arc<guard::Guards>,
     leadership: leader::Leadership,
+    shard: Option<shard::Shard>,
 }
 
 impl AuditLoop {
@@ -684,9 +698,14 @@ impl AuditLoop {
             && if lost {
                 self.book.holds(&view.uid)
             } else if view.deletion_timestamp.is_some() {
-                // Being deleted while its node is healthy: a person's delete, which the
-                // kubelet completes; the guard goes at once so that it does not wait.
-                !self.node_healthy(view.spec.node_name.as_deref())
+                // Being deleted without a disruption condition while its node is healthy:
+                // a person's delete, which the kubelet completes; the guard goes at once
+                // so that it does not wait. A component deleting for a node fault (the
+                // taint manager) writes DisruptionTarget first: that deletion keeps the
+                // guard, whatever this cache says of the node yet (a partitioned node
+                // stays Ready for its grace period).
+                view.condition_is_true(&ConditionType::DisruptionTarget)
+                    || !self.node_healthy(view.spec.node_name.as_deref())
             } else {
                 true
             };
@@ -866,6 +885,10 @@ impl AuditLoop {
     }
 
     fn publish_status(&mut self) {
+        // Before the first list a status would say no pods are selected: wait for it.
+        if !self.pods_synced {
+            return;
+        }
         let now = jiff::Timestamp::now();
         for key in self.engine.take_dirty() {
             let Some(state) = self.engine.policy(&key) else {
@@ -877,7 +900,8 @@ impl AuditLoop {
                 _ => now,
             };
             self.ready_since.insert(key.clone(), (ok, since));
-            self.board.offer(key, status::status_of(state, &since));
+            self.board
+                .offer(key, status::desired(state, &since, self.shard));
         }
     }
 }

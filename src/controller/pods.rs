@@ -7,6 +7,8 @@
 //! [`PodEvent::ListDone`] with the live uids so that pods deleted meanwhile are
 //! forgotten.
 //!
+//! With `--shard i/n`, pods of other shards are dropped as soon as they are parsed.
+//!
 //! Bounds: pages of [`PAGE_SIZE`] pods; the channel to the auditor holds
 //! [`CHANNEL_CAPACITY`] events (a full channel pauses reading: back-pressure, nothing
 //! dropped); failures back off from [`BACKOFF_MIN`] to [`BACKOFF_MAX`].
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
+use super::shard::Shard;
 
 pub const PAGE_SIZE: u32 = 500;
 pub const CHANNEL_CAPACITY: usize = 4096;
@@ -77,11 +80,13 @@ pub async fn run(
     tx: mpsc::Sender<Received>,
     metrics: std::sync::Arc<Metrics>,
     mut relist: watch::Receiver<u64>,
+    shard: Option<Shard>,
 ) {
+    let mine = |uid: &str| shard.is_none_or(|s| s.owns(uid));
     let mut backoff = Backoff::default();
     let mut initial = true;
     'list: loop {
-        let rv = match list(&client, &tx, &metrics, initial).await {
+        let rv = match list(&client, &tx, &metrics, initial, &mine).await {
             Ok(Some(rv)) => rv,
             Ok(None) => return, // the auditor is gone
             Err(e) => {
@@ -98,7 +103,7 @@ pub async fn run(
         relist.mark_unchanged();
         let mut rv = rv;
         loop {
-            match watch_from(&client, &tx, &metrics, &mut rv, &mut relist).await {
+            match watch_from(&client, &tx, &metrics, &mut rv, &mut relist, &mine).await {
                 Ok(Some(WatchEnd::Resume)) => backoff.reset(),
                 Ok(Some(WatchEnd::Relist)) => continue 'list,
                 Ok(None) => return,
@@ -118,6 +123,7 @@ async fn list(
     tx: &mpsc::Sender<Received>,
     metrics: &Metrics,
     initial: bool,
+    mine: &impl Fn(&str) -> bool,
 ) -> Result<Option<String>, kube::Error> {
     let mut live = HashSet::new();
     let mut continue_token: Option<String> = None;
@@ -141,7 +147,7 @@ async fn list(
     // Sent only once the whole list is in: a failed page restarts the list without
     // having passed half of it on.
     for (items, at) in pages {
-        for view in items {
+        for view in items.into_iter().filter(|v| mine(&v.uid)) {
             metrics.pod_watch_events.inc();
             live.insert(view.uid.clone());
             let event = if initial {
@@ -170,6 +176,7 @@ async fn watch_from(
     metrics: &Metrics,
     rv: &mut String,
     relist: &mut watch::Receiver<u64>,
+    mine: &impl Fn(&str) -> bool,
 ) -> Result<Option<WatchEnd>, kube::Error> {
     let params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
     let request = Request::new("/api/v1/pods")
@@ -202,10 +209,16 @@ async fn watch_from(
         let event = match event {
             WatchEvent::Added(view) | WatchEvent::Modified(view) => {
                 *rv = view.resource_version.to_string();
+                if !mine(&view.uid) {
+                    continue;
+                }
                 PodEvent::Applied(view)
             }
             WatchEvent::Deleted(view) => {
                 *rv = view.resource_version.to_string();
+                if !mine(&view.uid) {
+                    continue;
+                }
                 PodEvent::Deleted(view)
             }
             WatchEvent::Bookmark(b) => {

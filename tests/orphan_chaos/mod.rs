@@ -11,6 +11,8 @@
 //! get one.
 #![allow(dead_code)]
 
+pub mod latency;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

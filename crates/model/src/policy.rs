@@ -27,6 +27,8 @@ pub const RECENT_FINDINGS_LIMIT: usize = 20;
 
 /// The most conditions kept in `status.conditions`.
 pub const CONDITIONS_LIMIT: usize = 8;
+/// `status.shards` holds at most this many entries (the largest `--shard` count).
+pub const SHARDS_LIMIT: usize = 64;
 
 /// Longest message kept in a recent finding, in bytes; longer ones are cut at a char boundary.
 pub const FINDING_MESSAGE_LIMIT: usize = 1024;
@@ -251,6 +253,36 @@ pub struct PodLifecyclePolicyStatus {
     pub recent_findings: Vec<RecentFinding>,
 
     /// Orphaned pods recreated under this policy.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub recreated: i64,
+
+    /// When the controller runs in shards (`--shard i/n`): what each shard counted, keyed
+    /// `i/n`, each entry written by that shard alone. The totals above are their sums,
+    /// written by shard 0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = SHARDS_LIMIT))]
+    pub shards: BTreeMap<String, ShardStatus>,
+}
+
+/// What one shard counted for a policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardStatus {
+    /// Pods of this shard the policy selects.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub pods_audited: i64,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub violations: i64,
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = RuleId::ALL.len()))]
+    pub findings_by_rule: BTreeMap<String, i64>,
+    /// This shard's newest findings, newest first.
+    #[serde(default)]
+    #[schemars(length(max = RECENT_FINDINGS_LIMIT))]
+    pub recent_findings: Vec<RecentFinding>,
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub recreated: i64,
