@@ -74,6 +74,10 @@
 //! `EVENT_QPS` (20: the controller's Event write budget, above the injection rate so
 //! that no injection's Event waits behind another's), `EVENT_SEVERITY`, `EVENTS`,
 //! `BARE`.
+//!
+//! `SHARD=i/n` runs podwarden as shard i of n (`--shard`) and stops after its start:
+//! the memory one replica needs at that size (`SHARD=0/1` is a whole cluster's), the
+//! phases after it being about every pod event, which a shard does not see.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -243,6 +247,7 @@ struct Settings {
     events: Option<usize>,
     bare: bool,
     event_severity: String,
+    shard: Option<controller::shard::Shard>,
 }
 
 impl Settings {
@@ -261,6 +266,9 @@ impl Settings {
             events: std::env::var("EVENTS").ok().and_then(|v| parse_count(&v)),
             bare: std::env::var("BARE").is_ok_and(|v| v == "1"),
             event_severity: std::env::var("EVENT_SEVERITY").unwrap_or_else(|_| "violation".into()),
+            shard: std::env::var("SHARD")
+                .ok()
+                .map(|v| v.parse().expect("SHARD=i/n")),
         }
     }
 }
@@ -615,7 +623,11 @@ struct PodwardenHandle {
     ready: Arc<AtomicBool>,
 }
 
-fn start_podwarden(config: kube::Config, event_qps: f64) -> (Consumer, PodwardenHandle) {
+fn start_podwarden(
+    config: kube::Config,
+    event_qps: f64,
+    shard: Option<controller::shard::Shard>,
+) -> (Consumer, PodwardenHandle) {
     let (tx, rx) = std::sync::mpsc::channel();
     let ready = Arc::new(AtomicBool::new(false));
     let ready_flag = ready.clone();
@@ -625,6 +637,7 @@ fn start_podwarden(config: kube::Config, event_qps: f64) -> (Consumer, Podwarden
             event_qps,
             http_addr: None,
             instance: "podwarden-bench".into(),
+            shard,
             ..Options::default()
         };
         let mut handle = controller::start(client, options)
@@ -993,7 +1006,7 @@ fn run_size(pods: usize, settings: &Settings) -> Report {
     let pw_origin = cluster.produced;
     let (heap0, other0, rss0) = (heap(PODWARDEN), heap(OTHER), rss_bytes());
     let t = Instant::now();
-    let (pw, handle) = start_podwarden(pw_relay.kube_config(), settings.event_qps);
+    let (pw, handle) = start_podwarden(pw_relay.kube_config(), settings.event_qps, settings.shard);
     assert!(
         wait_until(Duration::from_secs(600), || handle
             .ready
@@ -1021,6 +1034,16 @@ fn run_size(pods: usize, settings: &Settings) -> Report {
         mib(report.podwarden.rss as f64),
         mib(report.podwarden.other_heap as f64),
     );
+    if let Some(shard) = settings.shard {
+        println!(
+            "shard {shard}: one replica holds {:.1} MiB of heap for {} of the cluster's {pods} pods ({:.0} B per pod of the cluster)",
+            mib(report.podwarden.heap as f64),
+            report.podwarden.cached,
+            report.podwarden.heap as f64 / pods as f64
+        );
+        pw.stop();
+        return report;
+    }
     // Pod watch events audited since the list.
     let pw_events = || metrics.audit_latency.count() - listed;
 
@@ -1494,7 +1517,9 @@ fn main() {
     for &pods in &settings.sizes {
         reports.push(run_size(pods, &settings));
     }
-    print_table(&reports, &settings);
+    if settings.shard.is_none() {
+        print_table(&reports, &settings);
+    }
     println!(
         "wall time {:.0}s (bench thread {:.0}s CPU)",
         started.elapsed().as_secs_f64(),

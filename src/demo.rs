@@ -110,6 +110,24 @@ pub struct Scorecard {
     pub events_written: u64,
     pub events_suppressed: u64,
     pub elapsed: Duration,
+    /// The bare pods on the failing nodes and what orphan recreation made of them.
+    pub orphans: Vec<Orphan>,
+}
+
+/// A bare pod on a failing node.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub name: String,
+    /// Lost with fencing evidence (disk failure, deleted node), not a partition.
+    pub fenced: bool,
+    /// Replacements made for it: one when fenced, none otherwise.
+    pub replacements: usize,
+}
+
+impl Orphan {
+    fn right(&self) -> bool {
+        self.replacements == usize::from(self.fenced)
+    }
 }
 
 impl Scorecard {
@@ -117,6 +135,7 @@ impl Scorecard {
         self.false_violations.is_empty()
             && self.injections.values().all(|(i, d)| i == d)
             && !self.injections.is_empty()
+            && self.orphans.iter().all(Orphan::right)
     }
 
     pub fn print(&self) {
@@ -145,6 +164,22 @@ impl Scorecard {
         for (rule, n) in &self.false_violations {
             println!("VIOLATION NOT INJECTED: {rule} x{n}");
         }
+        let fenced = self.orphans.iter().filter(|o| o.fenced).count();
+        println!(
+            "orphans: {fenced} lost with fencing evidence, {} recreated exactly once; {} on the partitioned node, {} left alone",
+            self.orphans
+                .iter()
+                .filter(|o| o.fenced && o.right())
+                .count(),
+            self.orphans.len() - fenced,
+            self.orphans
+                .iter()
+                .filter(|o| !o.fenced && o.right())
+                .count(),
+        );
+        for o in self.orphans.iter().filter(|o| !o.right()) {
+            println!("ORPHAN {}: {} replacements", o.name, o.replacements);
+        }
         println!(
             "events written: {}, suppressed: {}; took {:.1} s",
             self.events_written,
@@ -154,7 +189,7 @@ impl Scorecard {
         println!(
             "{}",
             if self.passed() {
-                "PASS: every injection found, no violation that was not injected"
+                "PASS: every injection found, no violation that was not injected, every fenced orphan recreated once"
             } else {
                 "FAIL"
             }
@@ -172,6 +207,7 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     }
     // Many seeded scenarios: one line each, then precision and recall over all.
     let (mut injected, mut detected, mut false_violations, mut passed) = (0, 0, 0u64, 0);
+    let (mut orphans, mut orphans_right) = (0, 0);
     let started = Instant::now();
     for i in 0..args.runs {
         let seed = args.seed.wrapping_add(i);
@@ -181,12 +217,16 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
             .values()
             .fold((0, 0), |(a, b), (i, d)| (a + i, b + d));
         let fv: u64 = card.false_violations.values().sum();
+        let right = card.orphans.iter().filter(|o| o.right()).count();
+        orphans += card.orphans.len();
+        orphans_right += right;
         injected += inj;
         detected += det;
         false_violations += fv;
         passed += usize::from(card.passed());
         println!(
-            "seed {seed}: {det}/{inj} injections found, {fv} violations not injected, {:.1} s{}",
+            "seed {seed}: {det}/{inj} injections found, {fv} violations not injected, {right}/{} orphans handled right, {:.1} s{}",
+            card.orphans.len(),
             card.elapsed.as_secs_f64(),
             if card.passed() { "" } else { "  FAIL" }
         );
@@ -194,7 +234,7 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     let recall = detected as f64 / injected.max(1) as f64;
     let precision = detected as f64 / (detected as f64 + false_violations as f64).max(1.0);
     println!(
-        "{passed}/{} scenarios passed; recall {detected}/{injected} ({:.2}%), violations not injected {false_violations} (precision {:.2}%); {:.1} s",
+        "{passed}/{} scenarios passed; recall {detected}/{injected} ({:.2}%), violations not injected {false_violations} (precision {:.2}%); orphans handled right {orphans_right}/{orphans} (fenced: recreated once; partitioned: left alone); {:.1} s",
         args.runs,
         recall * 100.0,
         precision * 100.0,
@@ -238,7 +278,7 @@ async fn play(
         "sandbox: API server at {} with 5 simulated nodes (seed {seed})",
         sim.sandbox().url()
     ));
-    install(&client).await?;
+    install(&client, "Enforce").await?;
     let mut ctrl = controller::start(
         client.clone(),
         Options {
@@ -294,14 +334,14 @@ async fn play(
         (NodeFault::Delete, "deleted"),
     ];
     let mut assigned = Vec::new();
+    // Bare pods on the failing nodes: (uid, name, whether its loss is fenced).
+    let mut orphans = Vec::new();
     for node in ["node-2", "node-3", "node-4"] {
         let (fault, what) = faults.remove(rng.below(faults.len() as u64) as usize);
         for i in 0..=rng.below(3) {
-            create(
-                &pods,
-                pod(&format!("{node}-{i}"), "Always", "forever", node),
-            )
-            .await?;
+            let name = format!("{node}-{i}");
+            let uid = create(&pods, pod(&name, "Always", "forever", node)).await?;
+            orphans.push((uid, name, fault != NodeFault::Partition));
             created += 1;
         }
         assigned.push((node, fault, what));
@@ -322,7 +362,8 @@ async fn play(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    progress.run(&sim, &ctrl, 40 + rng.below(50)).await?;
+    // Past PodGC's 40 s quarantine of the deleted node's pods and its next 20 s pass.
+    progress.run(&sim, &ctrl, 65 + rng.below(30)).await?;
     if let Some((node, _, _)) = assigned.iter().find(|(_, f, _)| *f == NodeFault::Partition) {
         sim.apply_fault(node, NodeFault::Heal)?;
         say(format!("      {node} partition healed"));
@@ -347,14 +388,31 @@ async fn play(
     ));
     progress.run(&sim, &ctrl, 20).await?;
 
-    say("[4/4] waiting for the controller's Events".to_string());
+    say("[4/4] waiting for the controller's Events and replacements".to_string());
     let deadline = Instant::now() + SETTLE;
     let mut detected = detected(&client).await?;
-    while !truth.iter().all(|t| detected.contains(&key(t))) && Instant::now() < deadline {
+    let mut replaced = replacements(&pods).await?;
+    let fenced_done = |replaced: &BTreeMap<String, usize>| {
+        orphans
+            .iter()
+            .all(|(uid, _, fenced)| !fenced || replaced.contains_key(uid))
+    };
+    while !(truth.iter().all(|t| detected.contains(&key(t))) && fenced_done(&replaced))
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
         detected = detected_after(&client, detected).await?;
+        replaced = replacements(&pods).await?;
     }
-    let card = score(&ctrl, &truth, refused, &detected, started.elapsed());
+    let mut card = score(&ctrl, &truth, refused, &detected, started.elapsed());
+    card.orphans = orphans
+        .iter()
+        .map(|(uid, name, fenced)| Orphan {
+            name: name.clone(),
+            fenced: *fenced,
+            replacements: replaced.get(uid).copied().unwrap_or(0),
+        })
+        .collect();
     if keep_running {
         card.print();
         keep(&sim, args).await;
@@ -453,19 +511,22 @@ pub fn pod(name: &str, restart_policy: &str, script: &str, node: &str) -> Value 
     })
 }
 
-async fn create(pods: &Api<Pod>, pod: Value) -> Result<(), DemoError> {
+/// Creates the pod; returns its uid.
+async fn create(pods: &Api<Pod>, pod: Value) -> Result<String, DemoError> {
     let pod: Pod = serde_json::from_value(pod).map_err(|e| DemoError::Sandbox(e.to_string()))?;
-    pods.create(&PostParams::default(), &pod)
+    let made = pods
+        .create(&PostParams::default(), &pod)
         .await
         .map_err(|source| DemoError::Api {
             what: "a pod",
             source,
         })?;
-    Ok(())
+    Ok(made.metadata.uid.unwrap_or_default())
 }
 
-/// Installs the CRD, the demo namespace and a policy selecting every pod in it.
-pub async fn install(client: &Client) -> Result<(), DemoError> {
+/// Installs the CRD, the demo namespace and a policy selecting every pod in it, in
+/// `mode` (`Audit` or `Enforce`).
+pub async fn install(client: &Client, mode: &str) -> Result<(), DemoError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
         .await
@@ -483,8 +544,8 @@ pub async fn install(client: &Client) -> Result<(), DemoError> {
             what: "the namespace",
             source,
         })?;
-    let spec: PodLifecyclePolicySpec =
-        serde_json::from_value(json!({})).map_err(|e| DemoError::Sandbox(e.to_string()))?;
+    let spec: PodLifecyclePolicySpec = serde_json::from_value(json!({"mode": mode}))
+        .map_err(|e| DemoError::Sandbox(e.to_string()))?;
     let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), NAMESPACE);
     policies
         .create(
@@ -529,6 +590,29 @@ fn key(t: &GroundTruthEntry) -> (String, String) {
         .map(|r| events::reason(*r))
         .unwrap_or_default();
     (t.uid.clone(), reason)
+}
+
+/// Pods made by orphan recreation, counted by the uid of the pod they replace.
+async fn replacements(pods: &Api<Pod>) -> Result<BTreeMap<String, usize>, DemoError> {
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| DemoError::Api {
+            what: "listing pods",
+            source,
+        })?;
+    let mut out = BTreeMap::new();
+    for p in list.items {
+        if let Some(lineage) = p
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(podwarden_model::orphans::ORIGINAL_UID_ANNOTATION))
+        {
+            *out.entry(lineage.clone()).or_default() += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// (pod uid, reason) of the controller's Events in the demo namespace.
@@ -616,6 +700,7 @@ async fn keep(sim: &SimHandle, args: &DemoArgs) {
             println!("  export KUBECONFIG={}", args.kubeconfig.display());
             println!("  kubectl get podlifecyclepolicies -n {NAMESPACE}");
             println!("  kubectl describe pod -n {NAMESPACE} inject-restart-count-decreased");
+            println!("  kubectl get pods -n {NAMESPACE}   # replacements are named <pod>-r1");
             println!("press Ctrl-C to stop");
             let _ = tokio::signal::ctrl_c().await;
         }

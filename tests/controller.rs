@@ -305,7 +305,7 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
 
     let sim = sandbox().await;
     let client = sim.client().expect("client");
-    install(&client).await.expect("install");
+    install(&client, "Audit").await.expect("install");
     let ctrl = start(&client).await;
     for rule in VIOLATION_RULES {
         let node = if rule.len() % 2 == 0 {
@@ -333,8 +333,18 @@ async fn under_api_faults_and_forced_relists_every_injection_is_recorded_exactly
         advance(&sim, 1);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The controller's three watches (policies, pods, nodes) take the 410s in the order
+    // they reconnect: until the pod watch has taken one, another is queued.
     until("a relist", async || {
-        (ctrl.metrics.relists.get() >= 1).then_some(())
+        if ctrl.metrics.relists.get() >= 1 {
+            return Some(());
+        }
+        if faults.counts().gone_sent >= 2 {
+            faults.gone_next_watches(1);
+            sim.sandbox().close_all_watches();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        None
     })
     .await;
     // The faulty writes come after the relist: a transition is judged only against a
@@ -403,7 +413,7 @@ async fn a_110_pod_node_failure_costs_one_finding_and_one_dry_run_event_per_pod(
 
     let sim = sandbox().await;
     let client = sim.client().expect("client");
-    install(&client).await.expect("install");
+    install(&client, "Audit").await.expect("install");
     let ctrl = start_with(
         &client,
         Options {

@@ -483,11 +483,11 @@ async fn a_taint_manager_deletion_keeps_the_guard_while_the_node_still_looks_rea
     .await;
     // The machine is shut down and tainted out-of-service at once: its Node still says
     // Ready (the 40 s grace period), and the taint manager deletes the pod.
+    let seen = ctrl.metrics.pod_watch_events.get();
     sim.apply_fault("node-0", NodeFault::Partition)
         .expect("partition");
     sim.apply_fault("node-0", NodeFault::OutOfService)
         .expect("out of service");
-    let seen = ctrl.metrics.pod_watch_events.get();
     advance(&sim, 1);
     let deleting = get(&sim, "web").await;
     assert!(deleting.metadata.deletion_timestamp.is_some());

@@ -204,6 +204,7 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     let (node_tx, node_rx) = mpsc::channel(nodes::CHANNEL_CAPACITY);
     let (outcome_tx, outcome_rx) = mpsc::channel(recreate::OUTCOME_CHANNEL);
     let creates = Arc::new(CreateQueue::default());
+    let (check_tx, check_rx) = mpsc::channel(nodes::CHANNEL_CAPACITY);
     let guards = Arc::new(guard::Guards::default());
     let mut tasks = JoinSet::new();
     let lease_config = options.leader_election.clone().map(|mut config| {
@@ -323,9 +324,14 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             guards,
             leadership: leadership.clone(),
             shard: options.shard,
+            client: client.clone(),
+            checking: HashSet::new(),
+            checks: check_tx,
         };
         tasks.spawn(async move {
-            audit.run(policy_rx, pod_rx, node_rx, outcome_rx).await;
+            audit
+                .run(policy_rx, pod_rx, node_rx, outcome_rx, check_rx)
+                .await;
             "audit loop"
         });
     }
@@ -471,6 +477,10 @@ struct AuditLoop {
     guards: Arc<guard::Guards>,
     leadership: leader::Leadership,
     shard: Option<shard::Shard>,
+    client: Client,
+    /// Nodes being read afresh (at most one read per node).
+    checking: HashSet<String>,
+    checks: mpsc::Sender<(String, Option<podwarden_model::NodeFacts>)>,
 }
 
 impl AuditLoop {
@@ -480,6 +490,7 @@ impl AuditLoop {
         mut pods: mpsc::Receiver<Received>,
         mut nodes: mpsc::Receiver<NodeEvent>,
         mut outcomes: mpsc::Receiver<(Outcome, Duration)>,
+        mut checks: mpsc::Receiver<(String, Option<podwarden_model::NodeFacts>)>,
     ) {
         let mut policies_synced = false;
         let mut listing: Option<Vec<PolicyKey>> = None;
@@ -550,6 +561,10 @@ impl AuditLoop {
                 outcome = outcomes.recv() => {
                     let Some((outcome, waited)) = outcome else { return };
                     self.on_written(outcome, waited);
+                }
+                checked = checks.recv() => {
+                    let Some((name, facts)) = checked else { return };
+                    self.on_checked(name, facts);
                 }
                 _ = tick.tick() => self.publish_status(),
                 _ = deadlines.tick(), if self.pods_synced => {
@@ -734,6 +749,26 @@ impl AuditLoop {
         }
     }
 
+    /// Reads node `name` afresh on a task of its own (one at a time per node); what it
+    /// says comes back through the check channel.
+    fn check_node(&mut self, name: String) {
+        if !self.checking.insert(name.clone()) {
+            return;
+        }
+        let (client, tx) = (self.client.clone(), self.checks.clone());
+        tokio::spawn(async move {
+            let facts = nodes::read(&client, &name).await;
+            let _ = tx.send((name, facts)).await;
+        });
+    }
+
+    fn on_checked(&mut self, name: String, facts: Option<podwarden_model::NodeFacts>) {
+        self.checking.remove(&name);
+        let now = self.now(None);
+        let actions = self.book.node_checked(&name, facts, &self.nodes, now);
+        self.act(actions);
+    }
+
     /// What the replacement writer did with a plan.
     fn on_written(&mut self, outcome: Outcome, waited: Duration) {
         let plan = &outcome.plan;
@@ -804,6 +839,7 @@ impl AuditLoop {
                         }
                     }
                 }
+                Action::CheckNode(name) => self.check_node(name),
                 Action::DryRun(plan) => {
                     self.metrics.orphans_dry_run.inc();
                     let notice = Notice {

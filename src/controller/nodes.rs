@@ -55,6 +55,28 @@ pub async fn watch(client: Client, tx: mpsc::Sender<NodeEvent>) {
     }
 }
 
+/// Tries at reading one node afresh.
+pub const READ_ATTEMPTS: u32 = 5;
+
+/// What node `name` says now, read from the API (a missing node's facts when it is not
+/// there); `None` when it could not be read after [`READ_ATTEMPTS`] tries.
+pub async fn read(client: &Client, name: &str) -> Option<NodeFacts> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut delay = std::time::Duration::from_millis(200);
+    for attempt in 1..=READ_ATTEMPTS {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), api.get_opt(name));
+        match read.await {
+            Ok(Ok(Some(node))) => return NodeFacts::from_node(&node),
+            Ok(Ok(None)) => return Some(NodeFacts::missing(name)),
+            Ok(Err(e)) => tracing::debug!(error = %e, node = name, attempt, "node read failed"),
+            Err(_) => tracing::debug!(node = name, attempt, "node read timed out"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    None
+}
+
 /// The facts of every node, as of the events applied so far.
 #[derive(Debug, Default)]
 pub struct NodeCache {

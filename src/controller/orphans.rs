@@ -11,6 +11,13 @@
 //! no sighting plans it twice; the create's name is deterministic, so a create made
 //! twice anyway (a restart, two replicas) answers 409.
 //!
+//! A node cache can lag the pod watch (its watch reconnecting, backing off): PodGC's
+//! force delete on an out-of-service node may arrive while the cache still shows the node
+//! Ready. So a disrupted pod (DisruptionTarget True) found without evidence is not
+//! settled on the cache's word: its node is read afresh ([`Action::CheckNode`], as PodGC
+//! confirms a node's absence with a live read) and the loss decided again with what the
+//! read says.
+//!
 //! A plan stays pending until the writer has seen its replacement created (or refused):
 //! a standby's plan, or one whose create did not happen, is handed to the writer again
 //! ([`OrphanBook::repush`]) while the lost pod is guarded by its finalizer
@@ -27,7 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use podwarden_model::orphans::{self, Attempts, Evidence, Next, Skip};
 use podwarden_model::policy::OrphanSettings;
 use podwarden_model::view::{ConditionStatus, ConditionType};
-use podwarden_model::{Phase, PodView, Seconds, Timestamp};
+use podwarden_model::{NodeFacts, Phase, PodView, Seconds, Timestamp};
 use serde_json::Value;
 
 use super::engine::PolicyKey;
@@ -106,6 +113,17 @@ pub enum Action {
     Create(Plan),
     DryRun(Plan),
     Skipped(Skipped),
+    /// Read this node afresh and pass what it says to [`OrphanBook::node_checked`].
+    CheckNode(String),
+}
+
+/// Where a loss stands with its node's live read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    Asked,
+    /// Decided again with the read's facts.
+    Done,
 }
 
 /// What the create writer did with a plan.
@@ -142,6 +160,7 @@ struct Waiting {
     skip: Skip,
     /// It carries the orphan-guard finalizer.
     guarded: bool,
+    check: Check,
 }
 
 #[derive(Debug, Default)]
@@ -173,7 +192,10 @@ impl OrphanBook {
             self.waiting.remove(&*last.uid);
             return out;
         }
-        let since = self.waiting.remove(&*last.uid).map_or(now, |w| w.since);
+        let (since, check) = self
+            .waiting
+            .remove(&*last.uid)
+            .map_or((now, Check::None), |w| (w.since, w.check));
         let waiting = Waiting {
             last,
             gone,
@@ -182,8 +204,36 @@ impl OrphanBook {
             retry_at: None,
             skip: Skip::NotSynced,
             guarded,
+            check,
         };
-        self.decide(waiting, nodes, now, &mut out);
+        self.decide(waiting, nodes, None, now, &mut out);
+        out
+    }
+
+    /// What a live read of node `name` says (`facts`; `None` when it could not be
+    /// read): the losses waiting for it are decided again with it, and settle.
+    pub fn node_checked(
+        &mut self,
+        name: &str,
+        facts: Option<NodeFacts>,
+        nodes: &NodeCache,
+        now: Timestamp,
+    ) -> Vec<Action> {
+        let uids: Vec<Box<str>> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| {
+                w.check == Check::Asked && w.last.spec.node_name.as_deref() == Some(name)
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let mut out = Vec::new();
+        for uid in uids {
+            if let Some(mut w) = self.waiting.remove(&uid) {
+                w.check = Check::Done;
+                self.decide(w, nodes, facts.as_ref(), now, &mut out);
+            }
+        }
         out
     }
 
@@ -345,20 +395,27 @@ impl OrphanBook {
         for uid in uids {
             if let Some(mut w) = self.waiting.remove(&uid) {
                 w.retry_at = None;
-                self.decide(w, nodes, now, &mut out);
+                self.decide(w, nodes, None, now, &mut out);
             }
         }
         out
     }
 
-    fn decide(&mut self, mut w: Waiting, nodes: &NodeCache, now: Timestamp, out: &mut Vec<Action>) {
+    /// `fresh`: a live read of the pod's node, preferred to the cache.
+    fn decide(
+        &mut self,
+        mut w: Waiting,
+        nodes: &NodeCache,
+        fresh: Option<&NodeFacts>,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) {
         let synced = self.pods_synced && nodes.synced();
-        let node = w
-            .last
-            .spec
-            .node_name
-            .as_deref()
-            .and_then(|n| nodes.facts(n));
+        let bound_to = w.last.spec.node_name.clone();
+        let node = match fresh {
+            Some(f) => Some(f.clone()),
+            None => bound_to.as_deref().and_then(|n| nodes.facts(n)),
+        };
         let never = w.policy.settings.recreate_never;
         let answer = if w.policy.dry_run {
             orphans::fencing(&w.last, w.gone, node.as_ref(), never, synced)
@@ -372,7 +429,31 @@ impl OrphanBook {
                 self.wait(w, out);
                 return;
             }
+            // Disrupted, yet no evidence in the cache: the cache may be behind.
+            Err(Skip::NoEvidence)
+                if w.check != Check::Done
+                    && disrupted(&w.last)
+                    && let Some(name) = bound_to.as_deref() =>
+            {
+                if w.check == Check::None {
+                    out.push(Action::CheckNode(name.to_string()));
+                }
+                w.check = Check::Asked;
+                w.skip = Skip::NoEvidence;
+                self.wait(w, out);
+                return;
+            }
             Err(skip) => {
+                tracing::debug!(
+                    pod = %w.last.name,
+                    skip = skip.reason(),
+                    gone = w.gone,
+                    phase = ?w.last.phase(),
+                    deleting = w.last.deletion_timestamp.is_some(),
+                    disruption = ?w.last.condition(&ConditionType::DisruptionTarget).map(|c| (&c.status, &c.reason)),
+                    node = ?node,
+                    "loss decided without recreation"
+                );
                 let report = worth_reporting(skip, &w, node.as_ref());
                 out.push(self.settle_skipped(&w, skip, skip_detail(skip), report));
                 return;
@@ -506,18 +587,23 @@ impl OrphanBook {
 /// Whether a skip is news: a person deleting a pod or a pod that completed is not; a pod
 /// that was disrupted, or that would have been recreated but for a setting or a limit,
 /// is.
-fn worth_reporting(skip: Skip, w: &Waiting, node: Option<&podwarden_model::NodeFacts>) -> bool {
+fn worth_reporting(skip: Skip, w: &Waiting, node: Option<&NodeFacts>) -> bool {
     match skip {
         Skip::Succeeded | Skip::Owned => false,
         Skip::NoEvidence => {
-            w.last
-                .condition(&ConditionType::DisruptionTarget)
-                .is_some_and(|c| c.status == ConditionStatus::True)
+            disrupted(&w.last)
                 || (w.last.phase() == Phase::Failed && w.last.status.reason.is_some())
         }
         Skip::RestartPolicyNever => orphans::fencing(&w.last, w.gone, node, true, true).is_ok(),
         _ => true,
     }
+}
+
+/// A DisruptionTarget condition that is True: some component stopped the pod for a
+/// disruption (its reason may or may not be evidence).
+fn disrupted(pod: &PodView) -> bool {
+    pod.condition(&ConditionType::DisruptionTarget)
+        .is_some_and(|c| c.status == ConditionStatus::True)
 }
 
 fn skip_detail(skip: Skip) -> String {
@@ -770,6 +856,95 @@ mod tests {
                 ..
             })]
         ));
+    }
+
+    /// Failed and deleting after the taint manager deleted it, as PodGC leaves a pod on
+    /// an out-of-service node.
+    fn taint_manager_failed(uid: &str) -> PodView {
+        PodView::from_value(&json!({
+            "metadata": {"name": uid, "namespace": "default", "uid": uid,
+                "resourceVersion": "7", "deletionTimestamp": "2026-08-01T10:02:00Z"},
+            "spec": {"nodeName": "node-1", "restartPolicy": "Always",
+                "containers": [{"name": "app", "image": "i"}]},
+            "status": {"phase": "Failed", "conditions": [
+                {"type": "DisruptionTarget", "status": "True",
+                 "reason": "DeletionByTaintManager",
+                 "lastTransitionTime": "2026-08-01T10:01:00Z"}]}
+        }))
+        .expect("view")
+    }
+
+    #[test]
+    fn a_disrupted_pod_without_evidence_in_the_cache_is_decided_on_a_fresh_read() {
+        // The cache still shows node-1 Ready (its watch is behind).
+        let mut cache = NodeCache::default();
+        cache.apply(NodeEvent::ListStart);
+        cache.apply(NodeEvent::Applied(NodeFacts {
+            name: "node-1".into(),
+            exists: true,
+            out_of_service: false,
+            ready: Some(true),
+        }));
+        cache.apply(NodeEvent::ListDone);
+        let mut book = synced_book(&cache);
+        let first = book.lost(
+            taint_manager_failed("a"),
+            false,
+            true,
+            policy(3),
+            &cache,
+            at(1),
+        );
+        assert_eq!(first, vec![Action::CheckNode("node-1".into())]);
+        // Another loss on the node asks too (the caller reads each node once at a time);
+        // the same loss seen again does not.
+        let second = book.lost(
+            taint_manager_failed("b"),
+            false,
+            true,
+            policy(3),
+            &cache,
+            at(1),
+        );
+        assert_eq!(second, vec![Action::CheckNode("node-1".into())]);
+        let again = book.lost(
+            taint_manager_failed("b"),
+            false,
+            true,
+            policy(3),
+            &cache,
+            at(1),
+        );
+        assert!(again.is_empty(), "{again:?}");
+        assert!(book.holds("a") && book.holds("b"));
+        let read = NodeFacts {
+            name: "node-1".into(),
+            exists: true,
+            out_of_service: true,
+            ready: None,
+        };
+        let actions = book.node_checked("node-1", Some(read), &cache, at(2));
+        assert_eq!(plans(&actions).len(), 2, "{actions:?}");
+        // The read agrees with the cache: no evidence, said once.
+        let mut book = synced_book(&cache);
+        book.lost(
+            taint_manager_failed("c"),
+            false,
+            true,
+            policy(3),
+            &cache,
+            at(1),
+        );
+        let actions = book.node_checked("node-1", cache.facts("node-1"), &cache, at(2));
+        assert!(matches!(
+            &actions[..],
+            [Action::Skipped(Skipped {
+                reason: Skip::NoEvidence,
+                report: true,
+                ..
+            })]
+        ));
+        assert!(!book.holds("c"));
     }
 
     #[test]
