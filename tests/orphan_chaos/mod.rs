@@ -387,8 +387,29 @@ pub async fn run(seed: u64) -> Report {
             });
             if !running_on_healthy {
                 report.missed += 1;
+                let describe = |p: &Pod| {
+                    format!(
+                        "{} {} on {} finalizers {:?}",
+                        p.metadata.name.as_deref().unwrap_or("?"),
+                        p.status
+                            .as_ref()
+                            .and_then(|s| s.phase.as_deref())
+                            .unwrap_or("?"),
+                        p.spec
+                            .as_ref()
+                            .and_then(|s| s.node_name.as_deref())
+                            .unwrap_or("no node"),
+                        p.metadata.finalizers
+                    )
+                };
+                let seen: Vec<String> = lineage.iter().map(|p| describe(p)).collect();
+                let original = all_after
+                    .iter()
+                    .find(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+                    .map(describe)
+                    .unwrap_or_else(|| "gone".into());
                 report.problems.push(format!(
-                    "{name} ({:?}): no running replacement",
+                    "{name} ({:?}): no running replacement; replacements {seen:?}; the original: {original}",
                     fate_of[node.as_str()]
                 ));
             }
