@@ -534,13 +534,7 @@ async fn replica(client: &Client, identity: &str) -> Handle {
         }),
         ..Options::default()
     };
-    let mut handle = controller::start(client.clone(), options)
-        .await
-        .expect("controller starts");
-    tokio::time::timeout(PATIENCE, handle.ready())
-        .await
-        .expect("the controller syncs");
-    handle
+    start_with(client, options).await
 }
 
 fn total_findings(handle: &Handle) -> u64 {

@@ -94,6 +94,18 @@ async fn replacements(client: &Client, lineage: &str) -> Vec<Pod> {
         .collect()
 }
 
+/// Waits for the replacement of `original` and checks it is the only one.
+async fn the_replacement(client: &Client, original: &Pod) -> Pod {
+    let lineage = uid(original);
+    let mut made = until("the replacement", async || {
+        let r = replacements(client, &lineage).await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(made.len(), 1, "one replacement");
+    made.remove(0)
+}
+
 async fn node_ready(client: &Client, name: &str) -> bool {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     let Ok(node) = nodes.get(name).await else {
@@ -430,12 +442,7 @@ async fn a_loss_while_no_controller_runs_waits_on_its_guard_and_is_recreated_onc
 
     let ctrl = start(&client).await;
     let lineage = uid(&original);
-    let made = until("the replacement", async || {
-        let r = replacements(&client, &lineage).await;
-        (!r.is_empty()).then_some(r)
-    })
-    .await;
-    assert_eq!(made.len(), 1);
+    the_replacement(&client, &original).await;
     until("the lost pod's deletion to complete", async || {
         try_get(&sim, "web").await.is_none().then_some(())
     })
@@ -501,13 +508,7 @@ async fn a_taint_manager_deletion_keeps_the_guard_while_the_node_still_looks_rea
     // NotReady, then PodGC force-deletes it while no controller runs.
     advance(&sim, 90);
     let ctrl = start(&client).await;
-    let lineage = uid(&original);
-    let made = until("the replacement", async || {
-        let r = replacements(&client, &lineage).await;
-        (!r.is_empty()).then_some(r)
-    })
-    .await;
-    assert_eq!(made.len(), 1);
+    the_replacement(&client, &original).await;
     ctrl.shutdown().await;
     sim.shutdown().await;
 }

@@ -9,14 +9,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
 use podwarden::controller::leader::{LeaseConfig, LeaseTimings};
 use podwarden::controller::{self, Options};
-use podwarden_sandbox::sim::{NodeFault, SimConfig, Simulation};
+use podwarden_sandbox::sim::NodeFault;
 use serde_json::json;
 
-use super::{install, lineage_of};
+use super::{cluster, lineage_of};
 
 /// Nodes that fail, each hosting `PER_NODE` bare pods; two more stay healthy.
 const FAILING: [(&str, NodeFault); 4] = [
@@ -42,30 +42,8 @@ fn evidence(p: &Pod) -> bool {
 
 /// Losses on four nodes at speed 1, with the default rates (`--create-qps 5`).
 pub async fn recreate_latency() -> Figures {
-    let sim = Simulation::start(
-        podwarden_sandbox::api::SandboxConfig::default(),
-        SimConfig {
-            nodes: FAILING.len() + 2,
-            speed: Some(1.0),
-            start: None,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulation starts");
-    let client = sim.client().expect("client");
-    install(&client).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    for (node, _) in FAILING {
-        nodes
-            .patch(
-                node,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-            )
-            .await
-            .expect("cordon");
-    }
+    let failing: Vec<&str> = FAILING.iter().map(|(n, _)| *n).collect();
+    let (sim, client) = cluster(FAILING.len() + 2, 7, Some(1.0), &failing).await;
     let ctrl = controller::start(client.clone(), Options::default())
         .await
         .expect("controller starts");
@@ -130,19 +108,7 @@ pub async fn recreate_latency() -> Figures {
 /// Two replicas with controller-runtime's timings; the leader is killed (no release)
 /// `runs` times, and the time until the other leads is measured.
 pub async fn failover(runs: usize) -> Vec<Duration> {
-    let sim = Simulation::start(
-        podwarden_sandbox::api::SandboxConfig::default(),
-        SimConfig {
-            nodes: 1,
-            speed: Some(1.0),
-            start: None,
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulation starts");
-    let client = sim.client().expect("client");
-    install(&client).await;
+    let (sim, client) = cluster(1, 7, Some(1.0), &[]).await;
     let replica = |n: usize| {
         let client = client.clone();
         async move {

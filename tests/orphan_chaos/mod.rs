@@ -196,33 +196,7 @@ pub async fn run(seed: u64) -> Report {
         seed,
         ..Report::default()
     };
-    let start =
-        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("a whole second");
-    let sim = Simulation::start(
-        podwarden_sandbox::api::SandboxConfig::default(),
-        SimConfig {
-            nodes: DOOMED.len() + 2,
-            seed,
-            speed: None,
-            start: Some(start),
-            ..SimConfig::default()
-        },
-    )
-    .await
-    .expect("simulation starts");
-    let client = sim.client().expect("client");
-    install(&client).await;
-    let nodes: Api<Node> = Api::all(client.clone());
-    for node in DOOMED {
-        nodes
-            .patch(
-                node,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-            )
-            .await
-            .expect("cordon");
-    }
+    let (sim, client) = cluster(DOOMED.len() + 2, seed, None, &DOOMED).await;
     let mut replicas = Replicas {
         client: client.clone(),
         live: vec![None, None],
@@ -448,6 +422,48 @@ async fn chaos_step(rng: &mut Rng, sim: &SimHandle, replicas: &mut Replicas, rep
         replicas.start(slot).await;
     }
     tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+}
+
+/// A simulated cluster of `nodes` nodes (stepped clock from now when `speed` is None)
+/// with the CRD and the Enforce policy installed and the `cordoned` nodes cordoned.
+async fn cluster(
+    nodes: usize,
+    seed: u64,
+    speed: Option<f64>,
+    cordoned: &[&str],
+) -> (SimHandle, Client) {
+    let start = match speed {
+        None => Some(
+            jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+                .expect("a whole second"),
+        ),
+        Some(_) => None,
+    };
+    let sim = Simulation::start(
+        podwarden_sandbox::api::SandboxConfig::default(),
+        SimConfig {
+            nodes,
+            seed,
+            speed,
+            start,
+            ..SimConfig::default()
+        },
+    )
+    .await
+    .expect("simulation starts");
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let api: Api<Node> = Api::all(client.clone());
+    for node in cordoned {
+        api.patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    }
+    (sim, client)
 }
 
 async fn install(client: &Client) {
