@@ -40,7 +40,7 @@ pub struct RunArgs {
     /// metrics) for every policy, and creates no pod.
     #[arg(long)]
     pub dry_run: bool,
-    /// Replacement pods created per second, at most.
+    /// Replacement pods created per second, at most, after a burst of 20.
     #[arg(long, default_value_t = 5.0, value_parser = parse_qps)]
     pub create_qps: f64,
     /// Orphan-guard finalizer writes per second, at most.

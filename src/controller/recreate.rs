@@ -9,7 +9,8 @@
 //! replacement's name (`podwarden.dev/replacement`), so that its later deletion does not
 //! free its name for a second replacement.
 //!
-//! Bounds: a queue of [`QUEUE_LIMIT`] plans (a plan that does not fit is reported as not
+//! Bounds: at most `qps` creates per second after a burst of [`BURST`] (a token bucket);
+//! a queue of [`QUEUE_LIMIT`] plans (a plan that does not fit is reported as not
 //! recreated, never silently dropped); [`WRITE_ATTEMPTS`] tries per create with back-off;
 //! a standby keeps plans for [`STANDBY_KEEP`](super::events::STANDBY_KEEP), as its Events.
 
@@ -30,6 +31,9 @@ use super::leader::Leadership;
 use super::orphans::{Outcome, Plan, Written};
 
 pub const QUEUE_LIMIT: usize = 1024;
+/// Creates that may go at once after a quiet spell (a node's pods lost together), before
+/// `qps` paces them.
+pub const BURST: f64 = 20.0;
 pub const WRITE_ATTEMPTS: u32 = 5;
 /// Outcomes waiting for the audit loop (a full channel pauses the writer).
 pub const OUTCOME_CHANNEL: usize = 1024;
@@ -119,8 +123,7 @@ pub async fn write_loop(
     qps: f64,
     leadership: Leadership,
 ) {
-    let interval = Duration::from_secs_f64(1.0 / qps.max(0.01));
-    let mut next_slot = tokio::time::Instant::now();
+    let mut bucket = TokenBucket::new(qps, BURST, tokio::time::Instant::now());
     loop {
         if !leadership.is_leader() {
             for plan in queue.expire(Instant::now()) {
@@ -143,8 +146,8 @@ pub async fn write_loop(
             }
             continue;
         };
-        tokio::time::sleep_until(next_slot).await;
-        next_slot = tokio::time::Instant::now() + interval;
+        let slot = bucket.take(tokio::time::Instant::now());
+        tokio::time::sleep_until(slot).await;
         if !leadership.is_leader() {
             queue.push_front(plan, queued);
             continue;
@@ -153,6 +156,40 @@ pub async fn write_loop(
         let outcome = Outcome { plan, written };
         if outcomes.send((outcome, queued.elapsed())).await.is_err() {
             return;
+        }
+    }
+}
+
+/// `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: f64, now: tokio::time::Instant) -> Self {
+        let rate = rate.max(0.01);
+        TokenBucket {
+            rate,
+            burst: burst.max(1.0),
+            tokens: burst.max(1.0),
+            at: now,
+        }
+    }
+
+    /// Takes a token: when it may be used (now, or when the bucket has refilled it).
+    fn take(&mut self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64(-self.tokens / self.rate)
         }
     }
 }
@@ -249,5 +286,28 @@ async fn mark(api: &Api<Pod>, plan: &Plan) {
         Err(e) => {
             tracing::warn!(error = %e, pod = %plan.lost.name, "cannot mark the lost pod with its replacement")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_goes_at_once_then_the_rate_paces() {
+        let t0 = tokio::time::Instant::now();
+        let mut bucket = TokenBucket::new(5.0, 20.0, t0);
+        for _ in 0..20 {
+            assert_eq!(bucket.take(t0), t0);
+        }
+        // The 21st waits a fifth of a second, the 22nd two.
+        assert_eq!(bucket.take(t0), t0 + Duration::from_millis(200));
+        assert_eq!(bucket.take(t0), t0 + Duration::from_millis(400));
+        // A quiet spell refills it, up to the burst.
+        let later = t0 + Duration::from_secs(60);
+        for _ in 0..20 {
+            assert_eq!(bucket.take(later), later);
+        }
+        assert!(bucket.take(later) > later);
     }
 }
