@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::Client;
 use kube::api::{ListParams, WatchParams};
 use kube::core::{Request, WatchEvent};
-use podwarden_model::PodView;
+use podwarden_model::{Phase, PodView};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
@@ -136,8 +136,11 @@ async fn list(
         let request = Request::new("/api/v1/pods")
             .list(&params)
             .map_err(kube::Error::BuildRequest)?;
-        let page: PodList = client.request(request).await?;
+        let mut page: PodList = client.request(request).await?;
         let at = Instant::now();
+        for view in &mut page.items {
+            trim(view);
+        }
         pages.push((page.items, at));
         continue_token = page.metadata.continue_.filter(|t| !t.is_empty());
         if continue_token.is_none() {
@@ -207,11 +210,12 @@ async fn watch_from(
         };
         let at = Instant::now();
         let event = match event {
-            WatchEvent::Added(view) | WatchEvent::Modified(view) => {
+            WatchEvent::Added(mut view) | WatchEvent::Modified(mut view) => {
                 *rv = view.resource_version.to_string();
                 if !mine(&view.uid) {
                     continue;
                 }
+                trim(&mut view);
                 PodEvent::Applied(view)
             }
             WatchEvent::Deleted(view) => {
@@ -234,6 +238,16 @@ async fn watch_from(
         if tx.send(Received { event, at }).await.is_err() {
             return Ok(None);
         }
+    }
+}
+
+/// Drops a listed or watched bare pod's full spec unless this state may be its loss
+/// (terminal, or being deleted; a deletion's final state keeps it): orphan recreation
+/// reads the spec only from such a state, and a list of 150k bare pods would otherwise
+/// hold every spec at once.
+fn trim(view: &mut PodView) {
+    if view.deletion_timestamp.is_none() && view.phase() != Phase::Failed {
+        view.full_spec = None;
     }
 }
 
