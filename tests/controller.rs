@@ -11,30 +11,20 @@ use std::time::Duration;
 use controller_common::*;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, CustomResourceExt};
 use podwarden::controller::{self, Handle, Options};
 use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
 use serde_json::json;
 use sim_common::*;
 
 async fn install(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
-        .await
-        .expect("create the CRD");
-    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
-    let spec: PodLifecyclePolicySpec =
-        serde_json::from_value(json!({"selector": {"matchLabels": {"audit": "yes"}}}))
-            .expect("policy spec");
-    policies
-        .create(
-            &PostParams::default(),
-            &PodLifecyclePolicy::new("audited", spec),
-        )
-        .await
-        .expect("create the policy");
+    install_policy(
+        client,
+        "audited",
+        json!({"selector": {"matchLabels": {"audit": "yes"}}}),
+    )
+    .await;
 }
 
 async fn start(client: &Client) -> Handle {

@@ -10,12 +10,11 @@ mod controller_common;
 mod orphan_chaos;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
 use podwarden::controller::{Handle, Options};
 use podwarden_model::orphans::{ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION};
-use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
+use podwarden_model::policy::PodLifecyclePolicy;
 use podwarden_sandbox::sim::NodeFault;
 use serde_json::{Value, json};
 
@@ -26,24 +25,12 @@ const POLICY: &str = "guard";
 
 /// The CRD and a policy selecting `app=guarded` in `default`, with `orphans` settings.
 async fn install(client: &Client, mode: &str, orphans: Value) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
-        .await
-        .expect("create the CRD");
-    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
-    let spec: PodLifecyclePolicySpec = serde_json::from_value(json!({
+    let spec = json!({
         "selector": {"matchLabels": {"app": "guarded"}},
         "mode": mode,
         "orphans": orphans,
-    }))
-    .expect("policy spec");
-    policies
-        .create(
-            &PostParams::default(),
-            &PodLifecyclePolicy::new(POLICY, spec),
-        )
-        .await
-        .expect("create the policy");
+    });
+    install_policy(client, POLICY, spec).await;
 }
 
 async fn start(client: &Client) -> Handle {

@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, CustomResourceExt};
 use podwarden::controller::{self, Handle, Options};
+use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
 use podwarden_sandbox::sim::{SimConfig, SimHandle};
 
 use super::sim_common::*;
@@ -88,4 +90,18 @@ pub async fn start_with(client: &Client, options: Options) -> Handle {
         .await
         .expect("the controller syncs");
     handle
+}
+
+/// Installs the CRD and a policy `name` in `default` with `spec` (JSON).
+pub async fn install_policy(client: &Client, name: &str, spec: serde_json::Value) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &PodLifecyclePolicy::crd())
+        .await
+        .expect("create the CRD");
+    let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "default");
+    let spec: PodLifecyclePolicySpec = serde_json::from_value(spec).expect("policy spec");
+    policies
+        .create(&PostParams::default(), &PodLifecyclePolicy::new(name, spec))
+        .await
+        .expect("create the policy");
 }
