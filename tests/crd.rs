@@ -741,3 +741,46 @@ fn status_serializes_every_counter_for_server_side_apply() {
     let back: PodLifecyclePolicyStatus = serde_json::from_value(json!({})).unwrap();
     assert_eq!(back, PodLifecyclePolicyStatus::default());
 }
+
+/// Every leaf field path of the CRD's schema (`spec.rules.disabled`, `status.shards`,
+/// ...).
+fn field_paths(schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (name, sub) in props {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        // Described whole: the standard label selector, and status entries whose own
+        // fields their row lists.
+        let whole = ["spec.selector", "status.shards", "status.recentFindings"];
+        if sub.get("properties").is_some() && !whole.contains(&path.as_str()) {
+            field_paths(sub, &path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn the_readme_policy_reference_has_every_field_of_the_crd() {
+    let crd = serde_json::to_value(PodLifecyclePolicy::crd()).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut paths = Vec::new();
+    for top in ["spec", "status"] {
+        field_paths(&schema["properties"][top], top, &mut paths);
+    }
+    assert!(paths.len() > 15, "{paths:?}");
+    let readme = include_str!("../README.md");
+    let missing: Vec<&String> = paths
+        .iter()
+        .filter(|p| !readme.contains(&format!("| `{p}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's policy reference lacks {missing:?}"
+    );
+}
