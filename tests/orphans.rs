@@ -15,7 +15,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use podwarden::controller::{Handle, Options};
 use podwarden_model::orphans::{ORIGINAL_UID_ANNOTATION, REPLACEMENT_ANNOTATION};
 use podwarden_model::policy::PodLifecyclePolicy;
-use podwarden_sandbox::sim::NodeFault;
+use podwarden_sandbox::sim::{NodeFault, SimHandle};
 use serde_json::{Value, json};
 
 use controller_common::*;
@@ -177,14 +177,41 @@ const CASES: [Case; 5] = [
     },
 ];
 
-async fn recreates_once(case: &Case) {
+/// Three nodes, an Enforce policy, the controller, and one guarded pod `web` running
+/// (on `node` when given), 5 s in; returns the pod as created and the node it runs on.
+struct Enforcing {
+    sim: SimHandle,
+    client: Client,
+    ctrl: Handle,
+    original: Pod,
+    node: String,
+}
+
+async fn enforcing_with_web(node: Option<&str>) -> Enforcing {
     let sim = sandbox_with(3).await;
     let client = sim.client().expect("client");
     install(&client, "Enforce", json!({})).await;
     let ctrl = start(&client).await;
-    let original = create(&sim, guarded("web", "Always", "forever", None)).await;
+    let original = create(&sim, guarded("web", "Always", "forever", node)).await;
     advance(&sim, 5);
-    let lost_on = node_name(&get(&sim, "web").await).expect("scheduled");
+    let node = node_name(&get(&sim, "web").await).expect("scheduled");
+    Enforcing {
+        sim,
+        client,
+        ctrl,
+        original,
+        node,
+    }
+}
+
+async fn recreates_once(case: &Case) {
+    let Enforcing {
+        sim,
+        client,
+        ctrl,
+        original,
+        node: lost_on,
+    } = enforcing_with_web(None).await;
     let lineage = uid(&original);
     for (fault, secs) in case.faults {
         sim.apply_fault(&lost_on, *fault).expect("fault");
@@ -405,13 +432,13 @@ fn has_guard(p: &Pod) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loss_while_no_controller_runs_waits_on_its_guard_and_is_recreated_once() {
-    let sim = sandbox_with(3).await;
-    let client = sim.client().expect("client");
-    install(&client, "Enforce", json!({})).await;
-    let ctrl = start(&client).await;
-    let original = create(&sim, guarded("web", "Always", "forever", None)).await;
-    advance(&sim, 5);
-    let lost_on = node_name(&get(&sim, "web").await).expect("scheduled");
+    let Enforcing {
+        sim,
+        client,
+        ctrl,
+        original,
+        node: lost_on,
+    } = enforcing_with_web(None).await;
     until("the guard finalizer", async || {
         has_guard(&get(&sim, "web").await).then_some(())
     })
@@ -465,12 +492,13 @@ async fn under_chaos_no_loss_is_recreated_twice_or_missed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taint_manager_deletion_keeps_the_guard_while_the_node_still_looks_ready() {
-    let sim = sandbox_with(3).await;
-    let client = sim.client().expect("client");
-    install(&client, "Enforce", json!({})).await;
-    let ctrl = start(&client).await;
-    let original = create(&sim, guarded("web", "Always", "forever", Some("node-0"))).await;
-    advance(&sim, 5);
+    let Enforcing {
+        sim,
+        client,
+        ctrl,
+        original,
+        ..
+    } = enforcing_with_web(Some("node-0")).await;
     until("the guard finalizer", async || {
         has_guard(&get(&sim, "web").await).then_some(())
     })

@@ -521,9 +521,15 @@ impl AuditLoop {
                             }
                         }
                         PolicyEvent::Deleted(key) => {
+                            let guarded_pods = self.engine.policy(&key).is_some_and(|p| {
+                                p.config.as_ref().is_ok_and(|c| {
+                                    c.enforce && c.orphans.max_attempts > 0 && !self.dry_run
+                                })
+                            });
                             self.delete_policy(&key);
-                            // Its pods' guards go with it: their next state says so.
-                            if self.pods_synced {
+                            // The guards of its pods go with it: their next state says so,
+                            // and a relist brings every pod's.
+                            if self.pods_synced && guarded_pods {
                                 self.relist.send_modify(|n| *n += 1);
                             }
                         }
@@ -646,13 +652,16 @@ impl AuditLoop {
     /// bare pod that may run again (not Succeeded; `Never` only with the opt-in), selected
     /// by a policy that recreates orphans.
     fn candidate(&self, view: &PodView) -> Option<OrphanPolicy> {
-        if view.controlled || view.phase() == Phase::Succeeded {
+        if view.controlled {
             return None;
         }
+        self.orphan_policy(view)
+            .filter(|p| recreatable(view, &p.settings))
+    }
+
+    /// The policy deciding the loss of the bare pod `view`, whatever its state.
+    fn orphan_policy(&self, view: &PodView) -> Option<OrphanPolicy> {
         let (key, settings, enforce) = self.engine.orphan_policy(view)?;
-        if view.restart_policy() == RestartPolicy::Never && !settings.recreate_never {
-            return None;
-        }
         Some(OrphanPolicy {
             key,
             settings,
@@ -670,15 +679,7 @@ impl AuditLoop {
         let lost = gone || view.phase() == Phase::Failed;
         let guarded = view.finalizers.iter().any(|f| &**f == guard::FINALIZER);
         // Any bare pod a recreating policy selects (a Never pod too: its loss is counted).
-        let policy = self
-            .engine
-            .orphan_policy(view)
-            .map(|(key, settings, enforce)| OrphanPolicy {
-                key,
-                settings,
-                dry_run: self.dry_run || !enforce,
-            });
-        let Some(policy) = policy else {
+        let Some(policy) = self.orphan_policy(view) else {
             if guarded && !gone {
                 // No longer selected by a policy that recreates it.
                 self.guards.observe(orphans::PodRef::of(view), true, false);
@@ -706,9 +707,8 @@ impl AuditLoop {
             self.guards.gone(&view.uid);
             return;
         }
-        let guardable = !policy.dry_run
-            && view.spec.node_name.is_some()
-            && self.candidate(view).is_some_and(|c| !c.dry_run);
+        let guardable =
+            !policy.dry_run && view.spec.node_name.is_some() && recreatable(view, &policy.settings);
         let want = guardable
             && if lost {
                 self.book.holds(&view.uid)
@@ -724,8 +724,13 @@ impl AuditLoop {
             } else {
                 true
             };
-        self.guards
-            .observe(orphans::PodRef::of(view), guarded, want);
+        if guarded || want {
+            self.guards
+                .observe(orphans::PodRef::of(view), guarded, want);
+        } else {
+            // Neither has nor wants it: nothing to keep (most bare pods' events).
+            self.guards.gone(&view.uid);
+        }
     }
 
     /// Ready and not out of service, as the node cache says.
@@ -940,6 +945,13 @@ impl AuditLoop {
                 .offer(key, status::desired(state, &since, self.shard));
         }
     }
+}
+
+/// Whether a bare pod may be run again after its loss: not Succeeded, and `Never` only
+/// when the policy opts in.
+fn recreatable(view: &PodView, settings: &podwarden_model::policy::OrphanSettings) -> bool {
+    view.phase() != Phase::Succeeded
+        && (view.restart_policy() != RestartPolicy::Never || settings.recreate_never)
 }
 
 fn http_router(metrics: Arc<Metrics>, health: Arc<Health>) -> axum::Router {

@@ -15,6 +15,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use podwarden_model::orphans::NodeFacts;
 use tokio::sync::mpsc;
 
+use super::pods::Backoff;
+
 pub const CHANNEL_CAPACITY: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub const READ_ATTEMPTS: u32 = 5;
 /// there); `None` when it could not be read after [`READ_ATTEMPTS`] tries.
 pub async fn read(client: &Client, name: &str) -> Option<NodeFacts> {
     let api: Api<Node> = Api::all(client.clone());
-    let mut delay = std::time::Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     for attempt in 1..=READ_ATTEMPTS {
         let read = tokio::time::timeout(std::time::Duration::from_secs(10), api.get_opt(name));
         match read.await {
@@ -71,8 +73,7 @@ pub async fn read(client: &Client, name: &str) -> Option<NodeFacts> {
             Ok(Err(e)) => tracing::debug!(error = %e, node = name, attempt, "node read failed"),
             Err(_) => tracing::debug!(node = name, attempt, "node read timed out"),
         }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+        backoff.wait().await;
     }
     None
 }

@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc};
 use super::events::STANDBY_KEEP;
 use super::leader::Leadership;
 use super::orphans::{Outcome, Plan, Written};
+use super::pods::Backoff;
 
 pub const QUEUE_LIMIT: usize = 1024;
 /// Creates that may go at once after a quiet spell (a node's pods lost together), before
@@ -207,7 +208,7 @@ async fn create(client: &Client, plan: &Plan) -> Written {
     if plan.mark_original {
         mark(&api, plan).await;
     }
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     for attempt in 1..=WRITE_ATTEMPTS {
         let error = match api.create(&PostParams::default(), &pod).await {
             Ok(created) => {
@@ -235,8 +236,7 @@ async fn create(client: &Client, plan: &Plan) -> Written {
             return Written::Failed(format!("after {WRITE_ATTEMPTS} tries: {error}"));
         }
         tracing::debug!(error = %error, attempt, pod = %plan.name, "create failed; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
+        backoff.wait().await;
     }
     Written::Failed("no try was made".into())
 }
