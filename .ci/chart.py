@@ -25,6 +25,7 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 EVERY_OPTION = {
     "image": {"tag": "0.1.0", "digest": "sha256:" + "ab" * 32, "pullPolicy": "Always"},
     "replicas": 3,
+    "watchNamespaces": ["shop", "billing"],
     "eventQps": 10,
     "orphanRecreation": {"enabled": False, "createQps": 2, "guardQps": 10},
     "logFormat": "text",
@@ -53,6 +54,7 @@ BAD_VALUES = [
     ({"image": {"digest": "latest"}}, "digest"),
     ({"metrics": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
     ({"replica": 2}, "replica"),
+    ({"watchNamespaces": ["Shop"]}, "watchNamespaces"),
 ]
 
 failures = []
@@ -103,6 +105,29 @@ def validate(docs, label):
             fail(f"{label}: {path}: {doc['kind']} {doc['metadata'].get('name')}: {e.message}")
 
 
+def check_namespaced(docs, namespaces):
+    """With watchNamespaces, the ClusterRole grants nodes only; each namespace gets the
+    rest in a Role bound to the ServiceAccount, and the controller is told to read only
+    those namespaces."""
+    kinds = {}
+    for _, doc in docs:
+        kinds.setdefault(doc["kind"], []).append(doc)
+    cluster_resources = {r for doc in kinds.get("ClusterRole", []) for rule in doc["rules"]
+                         for r in rule["resources"]}
+    if cluster_resources != {"nodes"}:
+        fail(f"watchNamespaces: the ClusterRole grants {sorted(cluster_resources)}, not nodes only")
+    roles = {doc["metadata"]["namespace"] for doc in kinds.get("Role", [])
+             if any("pods" in rule["resources"] for rule in doc["rules"])}
+    bindings = {doc["metadata"]["namespace"] for doc in kinds.get("RoleBinding", [])}
+    for ns in namespaces:
+        if ns not in roles or ns not in bindings:
+            fail(f"watchNamespaces: no Role and RoleBinding for pods in {ns}")
+    args = kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    if sorted(a for a in args if a.startswith("--namespace=")) != sorted(f"--namespace={n}" for n in namespaces):
+        fail(f"watchNamespaces: the controller's arguments {args} do not name each namespace once")
+    print(f"watchNamespaces: Role and RoleBinding in {', '.join(namespaces)}; ClusterRole: nodes only")
+
+
 def bad_values(chart):
     for values, word in BAD_VALUES:
         try:
@@ -141,6 +166,8 @@ def main():
             for i, (_, doc) in enumerate(docs):
                 (out / f"{i:02}-{doc['kind'].lower()}.yaml").write_text(yaml.safe_dump(doc))
             checkov(["-d", str(out), "--framework", "kubernetes"])
+            if values.get("watchNamespaces"):
+                check_namespaced(docs, values["watchNamespaces"])
         bad_values(chart)
     checkov(["-f", str(ROOT / "Dockerfile"), "--framework", "dockerfile"])
     chart.close()

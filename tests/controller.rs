@@ -271,6 +271,101 @@ async fn a_pod_in_another_namespace_is_not_selected() {
     sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_to_namespaces_it_reads_only_their_pods_and_policies() {
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    install(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["shop", "other"] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
+            )
+            .await
+            .expect("create namespace");
+        let policies: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), ns);
+        let spec: PodLifecyclePolicySpec =
+            serde_json::from_value(json!({"selector": {"matchLabels": {"audit": "yes"}}}))
+                .expect("spec");
+        policies
+            .create(
+                &PostParams::default(),
+                &PodLifecyclePolicy::new("audited", spec),
+            )
+            .await
+            .expect("create policy");
+    }
+    let scope = controller::scope::Scope::new(["default", "shop"]).expect("scope");
+    let ctrl = start_with(
+        &client,
+        Options {
+            scope,
+            ..Options::default()
+        },
+    )
+    .await;
+    for (ns, name) in [
+        ("other", "elsewhere"),
+        ("shop", "cart"),
+        ("default", "here"),
+    ] {
+        let mut pod = selected_pod(name, "run=1s exit=1", "yes");
+        pod["metadata"]["namespace"] = json!(ns);
+        create_pod(&client, pod).await;
+    }
+    advance(&sim, 15);
+    for (ns, name) in [
+        ("other", "elsewhere"),
+        ("shop", "cart"),
+        ("default", "here"),
+    ] {
+        sim.inject(ns, name, "restart-count-decreased")
+            .expect("inject");
+    }
+    for (ns, name) in [("shop", "cart"), ("default", "here")] {
+        until(&format!("the Event about {ns}/{name}"), async || {
+            (!podwarden_events(&client, ns, name).await.is_empty()).then_some(())
+        })
+        .await;
+    }
+    for ns in ["shop", "default"] {
+        let api: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), ns);
+        until(&format!("the status of {ns}/audited"), async || {
+            let p = api.get("audited").await.ok()?;
+            p.status
+                .filter(|s| s.violations == 1 && s.pods_audited == 1)
+        })
+        .await;
+    }
+    assert!(
+        podwarden_events(&client, "other", "elsewhere")
+            .await
+            .is_empty(),
+        "a pod of an unwatched namespace got an Event"
+    );
+    let other: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "other");
+    let status = other.get("audited").await.expect("get policy").status;
+    assert!(
+        status.is_none(),
+        "an unwatched policy got a status: {status:?}"
+    );
+    assert_eq!(ctrl.metrics.cached_pods.get(), 2);
+
+    // A policy deleted in one watched namespace goes; the other's stays.
+    let shop: Api<PodLifecyclePolicy> = Api::namespaced(client.clone(), "shop");
+    shop.delete("audited", &Default::default())
+        .await
+        .expect("delete policy");
+    until("the shop pod no longer tracked", async || {
+        (ctrl.metrics.cached_pods.get() == 1).then_some(())
+    })
+    .await;
+    ctrl.shutdown().await;
+    sim.shutdown().await;
+}
+
 /// (pod uid, reason) of every podwarden Event in the demo namespace, with repeats;
 /// `None` when the (faulty) API refused the list.
 async fn demo_events(client: &Client) -> Option<Vec<(String, String)>> {

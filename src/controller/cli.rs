@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// totals.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<super::shard::Shard>,
+    /// Read the pods and policies of this namespace only; repeat it (or separate names
+    /// with commas) for several, at most 64. The default reads every namespace. Nodes are
+    /// read cluster-wide either way. Lets podwarden run with a Role per namespace (and a
+    /// ClusterRole for nodes only).
+    #[arg(long = "namespace", value_name = "NAMESPACE", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// `text` (readable on a terminal) or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -156,6 +162,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let scope = match super::scope::Scope::new(args.namespaces.iter().cloned()) {
+        Ok(scope) => scope,
+        Err(e) => {
+            eprintln!("podwarden run: --namespace: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     runtime.block_on(async {
         let client = match connect(args.kubeconfig.as_ref(), args.context.as_deref()).await {
             Ok(c) => c,
@@ -186,6 +199,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             create_qps: args.create_qps,
             guard_qps: args.guard_qps,
             shard: args.shard,
+            scope,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,

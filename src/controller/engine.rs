@@ -209,8 +209,20 @@ impl Engine {
     /// A policy was deleted: it selects nothing from now on.
     pub fn delete_policy(&mut self, key: &PolicyKey) {
         if self.policies.remove(key).is_some() {
-            for selecting in self.selected_by.values_mut() {
+            // Pods no other policy selects are forgotten now, not at their next event
+            // (which a quiet pod may never have).
+            let mut unselected = Vec::new();
+            for (uid, selecting) in &mut self.selected_by {
                 selecting.retain(|k| k != key);
+                if selecting.is_empty() {
+                    unselected.push(uid.clone());
+                }
+            }
+            for uid in &unselected {
+                self.selected_by.remove(uid);
+                for group in &mut self.groups {
+                    group.tracker.forget(uid);
+                }
             }
             self.dirty.remove(key);
             self.prune_groups();
@@ -819,6 +831,11 @@ mod tests {
             0
         );
         engine.delete_policy(&key("all"));
+        assert_eq!(
+            engine.tracked_pods(),
+            0,
+            "a pod no policy selects any more is forgotten with the policy"
+        );
         let out = engine.on_pod(pod("u1", 2, json!({}), 1, 10), PodChange::Applied, NOW);
         assert!(out.is_empty());
         assert_eq!(engine.tracked_pods(), 0);

@@ -25,6 +25,7 @@ pub mod nodes;
 pub mod orphans;
 pub mod pods;
 pub mod recreate;
+pub mod scope;
 pub mod shard;
 pub mod status;
 
@@ -83,6 +84,9 @@ pub struct Options {
     /// Audit only the pods of this shard (`--shard i/n`); its replicas elect their leader
     /// on a Lease of their own (the leader election's name with `-shard-i-of-n`).
     pub shard: Option<shard::Shard>,
+    /// The namespaces whose pods and policies are read (`--namespace`); nodes are read
+    /// cluster-wide whatever it says.
+    pub scope: scope::Scope,
 }
 
 impl Default for Options {
@@ -96,6 +100,7 @@ impl Default for Options {
             create_qps: 5.0,
             guard_qps: 20.0,
             shard: None,
+            scope: scope::Scope::Cluster,
         }
     }
 }
@@ -191,7 +196,7 @@ impl Handle {
 
 /// Checks the cluster and the CRD, then starts every task.
 pub async fn start(client: Client, options: Options) -> Result<Handle, StartError> {
-    check_crd(&client).await?;
+    check_crd(&client, &options.scope).await?;
     let metrics = Arc::new(Metrics::for_shard(options.shard));
     let health = Arc::new(Health::default());
     let queue = Arc::new(EventQueue::default());
@@ -250,16 +255,17 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         None => None,
     };
     {
-        let client = client.clone();
+        let (client, scope) = (client.clone(), options.scope.clone());
         tasks.spawn(async move {
-            watch_policies(client, policy_tx).await;
+            watch_policies(client, scope, policy_tx).await;
             "policy watcher"
         });
     }
     {
         let (client, metrics, shard) = (client.clone(), metrics.clone(), options.shard);
+        let scope = options.scope.clone();
         tasks.spawn(async move {
-            pods::run(client, pod_tx, metrics, relist_rx, shard).await;
+            pods::run(client, pod_tx, metrics, relist_rx, shard, scope).await;
             "pod watcher"
         });
     }
@@ -303,8 +309,14 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
             "status writer"
         });
     }
+    let scope_units: Vec<Option<String>> = options
+        .scope
+        .units()
+        .into_iter()
+        .map(|u| u.map(str::to_string))
+        .collect();
     let mut engine = Engine::for_shard(options.shard);
-    engine.remember_recorded(recorded_states(&client).await);
+    engine.remember_recorded(recorded_states(&client, &options.scope).await);
     {
         let audit = AuditLoop {
             engine,
@@ -330,7 +342,14 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
         };
         tasks.spawn(async move {
             audit
-                .run(policy_rx, pod_rx, node_rx, outcome_rx, check_rx)
+                .run(
+                    scope_units,
+                    policy_rx,
+                    pod_rx,
+                    node_rx,
+                    outcome_rx,
+                    check_rx,
+                )
                 .await;
             "audit loop"
         });
@@ -374,29 +393,45 @@ pub async fn start(client: Client, options: Options) -> Result<Handle, StartErro
     })
 }
 
-async fn check_crd(client: &Client) -> Result<(), StartError> {
-    let api: Api<PodLifecyclePolicy> = Api::all(client.clone());
-    match api.list(&ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(StartError::CrdMissing(s.message)),
-        Err(e) => Err(StartError::Unreachable(e)),
+async fn check_crd(client: &Client, scope: &scope::Scope) -> Result<(), StartError> {
+    for (_, api) in scope.apis::<PodLifecyclePolicy>(client) {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(StartError::CrdMissing(s.message));
+            }
+            Err(e) => return Err(StartError::Unreachable(e)),
+        }
     }
+    Ok(())
 }
 
 /// State findings recorded as Events by an earlier run: the cluster's Events are the
 /// memory a restart lost. At most [`RECORDED_LIMIT`]; a cluster that cannot be read
 /// gives none (then a state still holding may be counted once more, never recorded
 /// twice: the Event's name is taken).
-async fn recorded_states(client: &Client) -> HashSet<(Box<str>, RuleId)> {
-    let api: Api<k8s_openapi::api::events::v1::Event> = Api::all(client.clone());
+async fn recorded_states(client: &Client, scope: &scope::Scope) -> HashSet<(Box<str>, RuleId)> {
     let mut out = HashSet::new();
+    for (_, api) in scope.apis::<k8s_openapi::api::events::v1::Event>(client) {
+        if !recorded_in(&api, &mut out).await {
+            break;
+        }
+    }
+    out
+}
+
+/// Adds the state findings `api`'s Events record to `out`; false when the list failed.
+async fn recorded_in(
+    api: &Api<k8s_openapi::api::events::v1::Event>,
+    out: &mut HashSet<(Box<str>, RuleId)>,
+) -> bool {
     let mut params = ListParams::default().limit(500);
     loop {
         let page = match api.list(&params).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list Events; earlier findings may be counted again");
-                return out;
+                return false;
             }
         };
         for event in &page.items {
@@ -417,7 +452,7 @@ async fn recorded_states(client: &Client) -> HashSet<(Box<str>, RuleId)> {
         }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return out,
+            None => return true,
         }
     }
 }
@@ -429,22 +464,31 @@ pub const RECORDED_LIMIT: usize = 100_000;
 enum PolicyEvent {
     Applied(Box<PodLifecyclePolicy>),
     Deleted(PolicyKey),
-    /// A (re)list of policies began: the keys it brings are the live set.
-    ListStart,
-    ListDone,
+    /// A (re)list of the policies of one namespace (`None`: of all) began: the keys it
+    /// brings are that namespace's live set.
+    ListStart(Option<String>),
+    ListDone(Option<String>),
 }
 
-async fn watch_policies(client: Client, tx: mpsc::Sender<PolicyEvent>) {
-    let api: Api<PodLifecyclePolicy> = Api::all(client);
-    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
-    while let Some(event) = stream.next().await {
+async fn watch_policies(client: Client, scope: scope::Scope, tx: mpsc::Sender<PolicyEvent>) {
+    let streams = scope
+        .apis::<PodLifecyclePolicy>(&client)
+        .into_iter()
+        .map(|(unit, api)| {
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .map(move |event| (unit.clone(), event))
+                .boxed()
+        });
+    let mut stream = futures::stream::select_all(streams);
+    while let Some((unit, event)) = stream.next().await {
         let event = match event {
             Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
                 PolicyEvent::Applied(Box::new(p))
             }
             Ok(watcher::Event::Delete(p)) => PolicyEvent::Deleted(engine::policy_key(&p)),
-            Ok(watcher::Event::Init) => PolicyEvent::ListStart,
-            Ok(watcher::Event::InitDone) => PolicyEvent::ListDone,
+            Ok(watcher::Event::Init) => PolicyEvent::ListStart(unit),
+            Ok(watcher::Event::InitDone) => PolicyEvent::ListDone(unit),
             Err(e) => {
                 tracing::warn!(error = %e, "policy watch failed; retrying");
                 continue;
@@ -484,16 +528,21 @@ struct AuditLoop {
 }
 
 impl AuditLoop {
+    /// `units`: the namespaces listed separately (`None`: all), each of which must list
+    /// its policies once before pods are audited.
     async fn run(
         mut self,
+        units: Vec<Option<String>>,
         mut policies: mpsc::Receiver<PolicyEvent>,
         mut pods: mpsc::Receiver<Received>,
         mut nodes: mpsc::Receiver<NodeEvent>,
         mut outcomes: mpsc::Receiver<(Outcome, Duration)>,
         mut checks: mpsc::Receiver<(String, Option<podwarden_model::NodeFacts>)>,
     ) {
-        let mut policies_synced = false;
-        let mut listing: Option<Vec<PolicyKey>> = None;
+        let mut unsynced: HashSet<Option<String>> = units.into_iter().collect();
+        let mut policies_synced = unsynced.is_empty();
+        // Per unit being (re)listed, the keys listed so far.
+        let mut listing: HashMap<Option<String>, Vec<PolicyKey>> = HashMap::new();
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deadlines = tokio::time::interval(DEADLINE_INTERVAL);
@@ -504,10 +553,14 @@ impl AuditLoop {
                 event = policies.recv() => {
                     let Some(event) = event else { return };
                     match event {
-                        PolicyEvent::ListStart => listing = Some(Vec::new()),
+                        PolicyEvent::ListStart(unit) => {
+                            listing.insert(unit, Vec::new());
+                        }
                         PolicyEvent::Applied(p) => {
                             let key = engine::policy_key(&p);
-                            if let Some(l) = listing.as_mut() {
+                            let unit = Some(key.0.clone());
+                            let unit = if listing.contains_key(&unit) { unit } else { None };
+                            if let Some(l) = listing.get_mut(&unit) {
                                 l.push(key.clone());
                             }
                             let selects_differently = self
@@ -533,19 +586,21 @@ impl AuditLoop {
                                 self.relist.send_modify(|n| *n += 1);
                             }
                         }
-                        PolicyEvent::ListDone => {
-                            if let Some(live) = listing.take() {
+                        PolicyEvent::ListDone(unit) => {
+                            if let Some(live) = listing.remove(&unit) {
                                 let gone: Vec<PolicyKey> = self
                                     .engine
                                     .policies()
                                     .map(|(k, _)| k.clone())
+                                    .filter(|k| unit.as_deref().is_none_or(|ns| k.0 == ns))
                                     .filter(|k| !live.contains(k))
                                     .collect();
                                 for key in gone {
                                     self.delete_policy(&key);
                                 }
                             }
-                            policies_synced = true;
+                            unsynced.remove(&unit);
+                            policies_synced = unsynced.is_empty();
                         }
                     }
                 }
@@ -593,6 +648,9 @@ impl AuditLoop {
 
     fn delete_policy(&mut self, key: &PolicyKey) {
         self.engine.delete_policy(key);
+        self.metrics
+            .cached_pods
+            .set(self.engine.tracked_pods() as i64);
         self.book.policy_gone(key);
         self.board.withdraw(key);
         self.ready_since.remove(key);

@@ -8,6 +8,8 @@
 //! forgotten.
 //!
 //! With `--shard i/n`, pods of other shards are dropped as soon as they are parsed.
+//! With `--namespace`, each namespace is listed and watched on its own path (each watch
+//! resumes from its own resourceVersion); one `ListDone` covers them all.
 //!
 //! Bounds: pages of [`PAGE_SIZE`] pods; the channel to the auditor holds
 //! [`CHANNEL_CAPACITY`] events (a full channel pauses reading: back-pressure, nothing
@@ -16,7 +18,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
 use kube::Client;
 use kube::api::{ListParams, WatchParams};
@@ -26,6 +28,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use super::metrics::Metrics;
+use super::scope::Scope;
 use super::shard::Shard;
 
 pub const PAGE_SIZE: u32 = 500;
@@ -81,13 +84,15 @@ pub async fn run(
     metrics: std::sync::Arc<Metrics>,
     mut relist: watch::Receiver<u64>,
     shard: Option<Shard>,
+    scope: Scope,
 ) {
     let mine = |uid: &str| shard.is_none_or(|s| s.owns(uid));
+    let paths = scope.pod_paths();
     let mut backoff = Backoff::default();
     let mut initial = true;
     'list: loop {
-        let rv = match list(&client, &tx, &metrics, initial, &mine).await {
-            Ok(Some(rv)) => rv,
+        let rvs = match list(&client, &paths, &tx, &metrics, initial, &mine).await {
+            Ok(Some(rvs)) => rvs,
             Ok(None) => return, // the auditor is gone
             Err(e) => {
                 tracing::warn!(error = %e, "listing pods failed; retrying");
@@ -101,9 +106,9 @@ pub async fn run(
         initial = false;
         backoff.reset();
         relist.mark_unchanged();
-        let mut rv = rv;
+        let mut rvs = rvs;
         loop {
-            match watch_from(&client, &tx, &metrics, &mut rv, &mut relist, &mine).await {
+            match watch_from(&client, &paths, &tx, &metrics, &mut rvs, &mut relist, &mine).await {
                 Ok(Some(WatchEnd::Resume)) => backoff.reset(),
                 Ok(Some(WatchEnd::Relist)) => continue 'list,
                 Ok(None) => return,
@@ -116,37 +121,42 @@ pub async fn run(
     }
 }
 
-/// Lists every pod in pages; returns the list's resourceVersion (`None` when the
-/// receiver is gone).
+/// Lists every pod of every path in pages; returns each list's resourceVersion (`None`
+/// when the receiver is gone). One [`PodEvent::ListDone`] covers all paths.
 async fn list(
     client: &Client,
+    paths: &[String],
     tx: &mpsc::Sender<Received>,
     metrics: &Metrics,
     initial: bool,
     mine: &impl Fn(&str) -> bool,
-) -> Result<Option<String>, kube::Error> {
+) -> Result<Option<Vec<String>>, kube::Error> {
     let mut live = HashSet::new();
-    let mut continue_token: Option<String> = None;
     let mut pages = Vec::new();
-    let rv = loop {
-        let mut params = ListParams::default().limit(PAGE_SIZE);
-        if let Some(token) = &continue_token {
-            params = params.continue_token(token);
-        }
-        let request = Request::new("/api/v1/pods")
-            .list(&params)
-            .map_err(kube::Error::BuildRequest)?;
-        let mut page: PodList = client.request(request).await?;
-        let at = Instant::now();
-        for view in &mut page.items {
-            trim(view);
-        }
-        pages.push((page.items, at));
-        continue_token = page.metadata.continue_.filter(|t| !t.is_empty());
-        if continue_token.is_none() {
-            break page.metadata.resource_version.unwrap_or_default();
-        }
-    };
+    let mut rvs = Vec::with_capacity(paths.len());
+    for path in paths {
+        let mut continue_token: Option<String> = None;
+        let rv = loop {
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            if let Some(token) = &continue_token {
+                params = params.continue_token(token);
+            }
+            let request = Request::new(path.as_str())
+                .list(&params)
+                .map_err(kube::Error::BuildRequest)?;
+            let mut page: PodList = client.request(request).await?;
+            let at = Instant::now();
+            for view in &mut page.items {
+                trim(view);
+            }
+            pages.push((page.items, at));
+            continue_token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if continue_token.is_none() {
+                break page.metadata.resource_version.unwrap_or_default();
+            }
+        };
+        rvs.push(rv);
+    }
     // Sent only once the whole list is in: a failed page restarts the list without
     // having passed half of it on.
     for (items, at) in pages {
@@ -170,29 +180,42 @@ async fn list(
     if tx.send(done).await.is_err() {
         return Ok(None);
     }
-    Ok(Some(rv))
+    Ok(Some(rvs))
 }
 
+/// Watches every path from its resourceVersion, in one stream. Any watch that ends
+/// ends them all (each resumes from its own resourceVersion).
 async fn watch_from(
     client: &Client,
+    paths: &[String],
     tx: &mpsc::Sender<Received>,
     metrics: &Metrics,
-    rv: &mut String,
+    rvs: &mut [String],
     relist: &mut watch::Receiver<u64>,
     mine: &impl Fn(&str) -> bool,
 ) -> Result<Option<WatchEnd>, kube::Error> {
     let params = WatchParams::default().timeout(WATCH_TIMEOUT_SECS);
-    let request = Request::new("/api/v1/pods")
-        .watch(&params, rv)
-        .map_err(kube::Error::BuildRequest)?;
-    let stream = match client.request_events::<PodView>(request).await {
-        Err(kube::Error::Api(status)) if status.code == 410 => return Ok(Some(WatchEnd::Relist)),
-        other => other?,
-    };
-    let mut stream = std::pin::pin!(stream);
+    let mut streams = Vec::with_capacity(paths.len());
+    for (i, (path, rv)) in paths.iter().zip(rvs.iter()).enumerate() {
+        let request = Request::new(path.as_str())
+            .watch(&params, rv)
+            .map_err(kube::Error::BuildRequest)?;
+        let stream = match client.request_events::<PodView>(request).await {
+            Err(kube::Error::Api(status)) if status.code == 410 => {
+                return Ok(Some(WatchEnd::Relist));
+            }
+            other => other?,
+        };
+        // `None` marks the end of watch `i`.
+        let tagged = stream
+            .map(move |event| (i, Some(event)))
+            .chain(futures::stream::once(async move { (i, None) }));
+        streams.push(Box::pin(tagged));
+    }
+    let mut stream = futures::stream::select_all(streams);
     loop {
         let next = tokio::select! {
-            next = stream.try_next() => next,
+            next = stream.next() => next,
             changed = relist.changed() => {
                 if changed.is_err() {
                     return Ok(None);
@@ -200,13 +223,16 @@ async fn watch_from(
                 return Ok(Some(WatchEnd::Relist));
             }
         };
-        let event = match next {
-            Ok(Some(event)) => event,
-            Ok(None) => return Ok(Some(WatchEnd::Resume)),
-            Err(kube::Error::Api(status)) if status.code == 410 => {
+        let (i, event) = match next {
+            Some((i, Some(Ok(event)))) => (i, event),
+            Some((_, None)) | None => return Ok(Some(WatchEnd::Resume)),
+            Some((_, Some(Err(kube::Error::Api(status))))) if status.code == 410 => {
                 return Ok(Some(WatchEnd::Relist));
             }
-            Err(e) => return Err(e),
+            Some((_, Some(Err(e)))) => return Err(e),
+        };
+        let Some(rv) = rvs.get_mut(i) else {
+            continue;
         };
         let at = Instant::now();
         let event = match event {

@@ -29,3 +29,27 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 {{- end -}}
+
+{{- /* The rules on namespaced resources: in the ClusterRole, or in each watched namespace's Role. */ -}}
+{{- define "podwarden.namespacedRules" -}}
+# The pod list and watch; reads of one pod (a replacement's name taken, a guard).
+- apiGroups: [""]
+  resources: ["pods"]
+  {{- if .Values.orphanRecreation.enabled }}
+  # create: replacements; patch: the orphan-guard finalizer and the replacement mark.
+  verbs: ["get", "list", "watch", "create", "patch"]
+  {{- else }}
+  verbs: ["get", "list", "watch"]
+  {{- end }}
+# Findings as Events; a repeated state bumps its Event's series; the own Events are
+# listed at start so that a restart records nothing twice.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "get", "list", "patch"]
+- apiGroups: ["podwarden.dev"]
+  resources: ["podlifecyclepolicies"]
+  verbs: ["list", "watch"]
+- apiGroups: ["podwarden.dev"]
+  resources: ["podlifecyclepolicies/status"]
+  verbs: ["patch"]
+{{- end -}}
