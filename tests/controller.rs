@@ -218,6 +218,19 @@ async fn podwarden_run_without_a_cluster_or_the_crd_says_so_and_exits_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing-kubeconfig"), "{stderr}");
 
+    // A namespace that cannot exist is refused by name before any cluster is sought.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podwarden"))
+        .args(["run", "--namespace", "shop,Billing", "--kubeconfig"])
+        .arg(&missing)
+        .output()
+        .expect("podwarden runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"Billing\" is not a namespace name"),
+        "{stderr}"
+    );
+
     let sim = sandbox().await;
     let kubeconfig = dir.join("kubeconfig");
     sim.sandbox()

@@ -150,8 +150,51 @@ fn init_logs_at(format: &str, default: &str) {
     };
 }
 
+/// The controller's options from its arguments: `instance` names this replica,
+/// `pod_namespace` (the pod's own namespace) is where the Lease goes unless
+/// `--lease-namespace` says otherwise.
+pub fn options(
+    args: &RunArgs,
+    instance: String,
+    pod_namespace: Option<String>,
+) -> Result<Options, String> {
+    let scope = super::scope::Scope::new(args.namespaces.iter().cloned())
+        .map_err(|e| format!("--namespace: {e}"))?;
+    let leader_election = args.leader_elect.then(|| LeaseConfig {
+        namespace: args
+            .lease_namespace
+            .clone()
+            .or(pod_namespace)
+            .unwrap_or_else(|| "default".into()),
+        name: args.lease_name.clone(),
+        identity: unique_identity(&instance),
+        timings: LeaseTimings::default(),
+    });
+    Ok(Options {
+        event_qps: args.event_qps,
+        http_addr: Some(args.http_addr),
+        instance,
+        leader_election,
+        dry_run: args.dry_run,
+        create_qps: args.create_qps,
+        guard_qps: args.guard_qps,
+        shard: args.shard,
+        scope,
+    })
+}
+
 pub fn run(args: &RunArgs) -> ExitCode {
     init_logs(&args.log_format);
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "podwarden".into());
+    let options = match options(args, instance, std::env::var("POD_NAMESPACE").ok()) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("podwarden run: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -162,13 +205,6 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scope = match super::scope::Scope::new(args.namespaces.iter().cloned()) {
-        Ok(scope) => scope,
-        Err(e) => {
-            eprintln!("podwarden run: --namespace: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     runtime.block_on(async {
         let client = match connect(args.kubeconfig.as_ref(), args.context.as_deref()).await {
             Ok(c) => c,
@@ -176,30 +212,6 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 eprintln!("podwarden run: {e}");
                 return ExitCode::FAILURE;
             }
-        };
-        let instance = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| "podwarden".into());
-        let leader_election = args.leader_elect.then(|| LeaseConfig {
-            namespace: args
-                .lease_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or_else(|| "default".into()),
-            name: args.lease_name.clone(),
-            identity: unique_identity(&instance),
-            timings: LeaseTimings::default(),
-        });
-        let options = Options {
-            event_qps: args.event_qps,
-            http_addr: Some(args.http_addr),
-            instance,
-            leader_election,
-            dry_run: args.dry_run,
-            create_qps: args.create_qps,
-            guard_qps: args.guard_qps,
-            shard: args.shard,
-            scope,
         };
         let mut handle = match super::start(client, options).await {
             Ok(h) => h,
