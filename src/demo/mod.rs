@@ -30,6 +30,8 @@ use serde_json::{Value, json};
 
 use crate::controller::{self, Options, events};
 
+pub mod install;
+
 pub const NAMESPACE: &str = "demo";
 const POLICY: &str = "demo";
 /// Wall-clock pause after each simulated second, for the controller to keep up.
