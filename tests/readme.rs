@@ -1,12 +1,15 @@
-//! The README's rule reference against what runs: every rule of `RuleId::ALL` has an
-//! entry with its severity, its Event reason and an example that
-//! `podwarden audit examples/every-rule.yaml` really prints. A rule added without its
-//! documentation fails here.
+//! The README's rule and metrics references against what runs: every rule of
+//! `RuleId::ALL` has an entry with its severity, its Event reason and an example that
+//! `podwarden audit examples/every-rule.yaml` really prints; every metric family the
+//! controller's registry exposes has a row with its type and its labels. A rule or a
+//! metric added without its documentation fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use podwarden::controller::events::reason;
+use podwarden::controller::metrics::Metrics;
+use podwarden::controller::shard::Shard;
 use podwarden_model::RuleId;
 
 const README: &str = include_str!("../README.md");
@@ -137,6 +140,95 @@ fn the_rule_reference_has_every_rule_with_its_severity_and_a_real_example() {
     assert!(
         problems.is_empty(),
         "README ## Rules:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// A family of the text exposition: its name as queried (counters with `_total`), its
+/// type and its label names (`le` of histograms left out).
+#[derive(Debug)]
+struct Family {
+    name: String,
+    kind: String,
+    labels: BTreeSet<String>,
+}
+
+fn families(exposition: &str) -> Vec<Family> {
+    let mut out: Vec<Family> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').expect("# TYPE name type");
+            let name = match kind {
+                "counter" if !name.ends_with("_total") => format!("{name}_total"),
+                _ => name.to_string(),
+            };
+            Family {
+                name,
+                kind: kind.to_string(),
+                labels: BTreeSet::new(),
+            }
+        })
+        .collect();
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let Some((sample, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let family = out
+            .iter_mut()
+            .filter(|f| sample.starts_with(f.name.trim_end_matches("_total")))
+            .max_by_key(|f| f.name.len())
+            .unwrap_or_else(|| panic!("a sample of no family: {line}"));
+        let labels = rest.split_once('}').expect("closing brace").0;
+        for pair in labels.split("\",") {
+            let key = pair.split_once("=\"").expect("key=\"value\"").0;
+            if key != "le" {
+                family.labels.insert(key.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_metrics_reference_has_every_family_with_its_type_and_labels() {
+    let families = families(&Metrics::new().encode());
+    let reference = section("### Metrics");
+    let rows: Vec<&str> = reference.lines().filter(|l| l.starts_with("| `")).collect();
+    assert!(families.len() >= 20, "{families:?}");
+    let mut problems = Vec::new();
+    for f in &families {
+        let prefix = format!("| `{}` | {} |", f.name, f.kind);
+        let Some(row) = rows.iter().find(|r| r.starts_with(&prefix)) else {
+            problems.push(format!("no row starting `{prefix}`"));
+            continue;
+        };
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let labels = cells.get(2).copied().unwrap_or("");
+        for label in &f.labels {
+            if !labels.contains(&format!("`{label}`")) {
+                problems.push(format!("{}: the labels cell lacks `{label}`", f.name));
+            }
+        }
+    }
+    // No row for a family the controller does not export.
+    let names: BTreeSet<&str> = families.iter().map(|f| f.name.as_str()).collect();
+    for row in &rows {
+        let name = row.trim_start_matches("| `").split('`').next().unwrap();
+        if name.starts_with("podwarden_") && !names.contains(name) {
+            problems.push(format!("a row for no exported family: {name}"));
+        }
+    }
+    // Run in shards, every series carries `shard`: the reference says so.
+    let shard: Shard = "1/4".parse().unwrap();
+    let sharded = Metrics::for_shard(Some(shard)).encode();
+    assert!(sharded.contains("shard=\"1/4\""));
+    if !reference.contains("`shard`") {
+        problems.push("the reference does not mention the `shard` label".into());
+    }
+    assert!(
+        problems.is_empty(),
+        "README ### Metrics:\n{}",
         problems.join("\n")
     );
 }
