@@ -1,14 +1,19 @@
 """Checks of the Helm chart and the Dockerfile with real tools: Helm's own lint and
 render (helm-python-sdk, Helm's Go SDK), the upstream Kubernetes schemas
-(kubernetes-validate, strict) and checkov's security checks. Run by .ci/run; exits 1
-and says what failed.
+(kubernetes-validate, strict), checkov's security checks, and kubectl applying every
+render to the sandbox API server (`podwarden sandbox`, built by `cargo test` or
+`cargo build`). Run by .ci/run; exits 1 and says what failed.
 """
 
 import copy
+import os
 import pathlib
+import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 import helm_python
 import kubernetes_validate
@@ -20,6 +25,13 @@ NAMESPACE = "podwarden"
 KUBE_VERSION = "1.32"
 # Kinds of CRDs the chart may render (prometheus-operator's): no upstream schema.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Their CRDs, reduced, for the sandbox (a real cluster has the operator's).
+MONITORING_CRDS = ROOT / ".ci" / "fixtures" / "monitoring-crds.yaml"
+# What `kubectl get` lists after the renders are applied: every kind the chart renders.
+LISTED = "deploy,sa,svc,cm,clusterrole,clusterrolebinding,role,rolebinding,netpol,servicemonitor,prometheusrule"
+# Bounds of the sandbox run: its start, and each kubectl call.
+SANDBOX_START_SECONDS = 60
+KUBECTL_SECONDS = 120
 
 # Every documented option at a value other than its default.
 EVERY_OPTION = {
@@ -150,6 +162,115 @@ def checkov(args):
         fail(f"checkov {' '.join(args)}: failed checks (above)")
 
 
+def sandbox_binary():
+    target = os.environ.get("CARGO_TARGET_DIR") or str(ROOT / "target")
+    return pathlib.Path(target).resolve() / "debug" / "podwarden"
+
+
+class Sandbox:
+    """`podwarden sandbox` (the API server alone) on a free loopback port, with its own
+    kubeconfig and kubectl cache; stopped with Ctrl-C on exit, killed if that hangs."""
+
+    def __init__(self, binary, tmp):
+        self.dir = pathlib.Path(tmp) / "sandbox"
+        self.dir.mkdir()
+        self.kubeconfig = self.dir / "kubeconfig"
+        self.proc = subprocess.Popen(
+            [str(binary), "sandbox", "--listen", "127.0.0.1:0", "--kubeconfig", str(self.kubeconfig),
+             "--nodes", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in self.proc.stdout], daemon=True).start()
+        self.output = []
+        try:
+            while True:
+                line = lines.get(timeout=SANDBOX_START_SECONDS)
+                self.output.append(line)
+                if line.startswith("kubeconfig written"):
+                    break
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start in {SANDBOX_START_SECONDS}s: {''.join(self.output)}")
+
+    def kubectl(self, *args):
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.dir / "cache"), *args],
+            capture_output=True, text=True, timeout=KUBECTL_SECONDS,
+            env={k: v for k, v in os.environ.items() if k != "KUBECONFIG"},
+        )
+
+    def stop(self):
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def listed_name(doc):
+    """An object as `kubectl get -o name` names it: `deployment.apps/podwarden`."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    kind = doc["kind"].lower()
+    return f"{kind}.{group}/{doc['metadata']['name']}" if group else f"{kind}/{doc['metadata']['name']}"
+
+
+def apply_to_sandbox(renders, tmp):
+    """kubectl applies the CRDs and each render in turn (the second an upgrade of the
+    first) to the sandbox; each render's objects must then be listed, and applying it
+    again must change nothing."""
+    binary = sandbox_binary()
+    if not binary.exists():
+        fail(f"sandbox: {binary} does not exist; build it first (cargo build, or cargo test)")
+        return
+    try:
+        sandbox = Sandbox(binary, tmp)
+    except RuntimeError as e:
+        fail(f"sandbox: {e}")
+        return
+    with sandbox:
+        def kubectl(*args):
+            try:
+                run = sandbox.kubectl(*args)
+            except subprocess.TimeoutExpired:
+                fail(f"sandbox: kubectl {' '.join(args)} took over {KUBECTL_SECONDS}s")
+                return subprocess.CompletedProcess(args, 1, "", "")
+            if run.returncode != 0:
+                fail(f"sandbox: kubectl {' '.join(args)}: {run.stderr.strip() or run.stdout.strip()}")
+            return run
+        kubectl("apply", "-f", str(ROOT / "crds"))
+        kubectl("apply", "-f", str(MONITORING_CRDS))
+        kubectl("create", "namespace", NAMESPACE)
+        # The namespaces watchNamespaces names hold Roles: they exist before an install.
+        others = sorted({d["metadata"]["namespace"] for _, _, docs in renders for d in docs
+                         if d["metadata"].get("namespace", NAMESPACE) != NAMESPACE})
+        for ns in others:
+            kubectl("create", "namespace", ns)
+        for label, out, docs in renders:
+            applied = kubectl("apply", "-f", str(out))
+            if applied.returncode != 0:
+                continue
+            print(f"sandbox ({label}): {len(applied.stdout.splitlines())} object(s) applied")
+            listed = kubectl("get", LISTED, "-A", "-o", "name").stdout.split()
+            for doc in docs:
+                if listed_name(doc) not in listed:
+                    fail(f"sandbox ({label}): {listed_name(doc)} was applied but kubectl get does not list it")
+            again = kubectl("apply", "-f", str(out)).stdout.splitlines()
+            changed = [line for line in again if not line.endswith(" unchanged")]
+            if changed:
+                fail(f"sandbox ({label}): applying the same render again changed: {changed}")
+        print(kubectl("get", LISTED, "-n", NAMESPACE).stdout.strip())
+
+
 def main():
     crd = (ROOT / "crds" / "podlifecyclepolicies.yaml").read_text()
     if (CHART / "crds" / "podlifecyclepolicies.yaml").read_text() != crd:
@@ -158,6 +279,7 @@ def main():
     lint()
     chart = helm_python.Chart.load(str(CHART))
     with tempfile.TemporaryDirectory() as tmp:
+        renders = []
         for label, values in (("defaults", {}), ("every option", EVERY_OPTION)):
             docs = render(chart, values, label)
             validate(docs, label)
@@ -168,7 +290,9 @@ def main():
             checkov(["-d", str(out), "--framework", "kubernetes"])
             if values.get("watchNamespaces"):
                 check_namespaced(docs, values["watchNamespaces"])
+            renders.append((label, out, [doc for _, doc in docs]))
         bad_values(chart)
+        apply_to_sandbox(renders, tmp)
     checkov(["-f", str(ROOT / "Dockerfile"), "--framework", "dockerfile"])
     chart.close()
     if failures:
