@@ -38,6 +38,8 @@ const POLICY: &str = "demo";
 const STEP_PAUSE: Duration = Duration::from_millis(15);
 /// How long the end of the demo waits for the last Events (wall clock).
 const SETTLE: Duration = Duration::from_secs(30);
+/// Simulated seconds a partition lasts, at least: past the taint manager's eviction.
+const PARTITION_SECONDS: u64 = 360;
 
 /// Runs the controller against an embedded simulated cluster and scores it.
 #[derive(Debug, Clone, clap::Args)]
@@ -114,6 +116,8 @@ pub struct Scorecard {
     pub elapsed: Duration,
     /// The bare pods on the failing nodes and what orphan recreation made of them.
     pub orphans: Vec<Orphan>,
+    /// The series count of the Event about a state that held twice (2 when right).
+    pub repeat: Option<i32>,
 }
 
 /// A bare pod on a failing node.
@@ -138,6 +142,7 @@ impl Scorecard {
             && self.injections.values().all(|(i, d)| i == d)
             && !self.injections.is_empty()
             && self.orphans.iter().all(Orphan::right)
+            && self.repeat.is_none_or(|n| n == 2)
     }
 
     pub fn print(&self) {
@@ -181,6 +186,12 @@ impl Scorecard {
         );
         for o in self.orphans.iter().filter(|o| !o.right()) {
             println!("ORPHAN {}: {} replacements", o.name, o.replacements);
+        }
+        if let Some(n) = self.repeat {
+            println!(
+                "a state that held again: its Event's series count is {n}{}",
+                if n == 2 { "" } else { "  WRONG (2 expected)" }
+            );
         }
         println!(
             "events written: {}, suppressed: {}; took {:.1} s",
@@ -364,8 +375,14 @@ async fn play(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    // Past PodGC's 40 s quarantine of the deleted node's pods and its next 20 s pass.
-    progress.run(&sim, &ctrl, 65 + rng.below(30)).await?;
+    // Past PodGC's 40 s quarantine of the deleted node's pods and its next 20 s pass,
+    // and past the taint manager's eviction of the partitioned node's pods (40 s until
+    // the node is NotReady, then their 300 s toleration): deleted while their kubelet
+    // cannot be reached, they are disrupted without fencing evidence, and the controller
+    // reads their node afresh before it decides to leave them alone.
+    progress
+        .run(&sim, &ctrl, PARTITION_SECONDS + rng.below(30))
+        .await?;
     if let Some((node, _, _)) = assigned.iter().find(|(_, f, _)| *f == NodeFault::Partition) {
         sim.apply_fault(node, NodeFault::Heal)?;
         say(format!("      {node} partition healed"));
@@ -406,7 +423,23 @@ async fn play(
         detected = detected_after(&client, detected).await?;
         replaced = replacements(&pods).await?;
     }
-    let mut card = score(&ctrl, &truth, refused, &detected, started.elapsed());
+    // A state that holds again: the faulty kubelet sets the container ready (the state
+    // stops), then not ready again under the same ContainersReady True. It is counted
+    // again, and recorded as its Event's series, not as a second Event.
+    let repeat = match truth.iter().find(|t| t.rule == REPEATED_RULE) {
+        Some(t) if detected.contains(&key(t)) => Some(repeat_state(&client, t, deadline).await?),
+        _ => None,
+    };
+    let repeated = repeat.map(|_| REPEATED_RULE);
+    let mut card = score(
+        &ctrl,
+        &truth,
+        refused,
+        &detected,
+        repeated,
+        started.elapsed(),
+    );
+    card.repeat = repeat;
     card.orphans = orphans
         .iter()
         .map(|(uid, name, fenced)| Orphan {
@@ -585,6 +618,69 @@ fn total_findings(ctrl: &controller::Handle) -> u64 {
     findings(ctrl).values().sum()
 }
 
+/// The injected state the demo makes hold a second time.
+const REPEATED_RULE: &str = "containers-ready-mismatch";
+
+/// Makes `t`'s state stop and hold again (the faulty kubelet's two status writes), then
+/// waits (until `deadline`) for its Event's series to count both; returns the count.
+async fn repeat_state(
+    client: &Client,
+    t: &GroundTruthEntry,
+    deadline: Instant,
+) -> Result<i32, DemoError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &t.namespace);
+    for ready in [true, false] {
+        let pod = pods.get(&t.pod).await.map_err(|source| DemoError::Api {
+            what: "the repeated pod",
+            source,
+        })?;
+        let mut statuses = serde_json::to_value(
+            pod.status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| DemoError::Sandbox(e.to_string()))?;
+        if let Some(first) = statuses.get_mut(0) {
+            first["ready"] = json!(ready);
+        }
+        pods.patch_status(
+            &t.pod,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"status": {"containerStatuses": statuses}})),
+        )
+        .await
+        .map_err(|source| DemoError::Api {
+            what: "the repeated state",
+            source,
+        })?;
+    }
+    let (uid, reason) = key(t);
+    let events: Api<Event> = Api::namespaced(client.clone(), &t.namespace);
+    loop {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| DemoError::Api {
+                what: "listing Events",
+                source,
+            })?;
+        let count = list
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason.as_str())
+                    && e.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid.as_str())
+            })
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+            .max()
+            .unwrap_or(0);
+        if count >= 2 || Instant::now() >= deadline {
+            return Ok(count);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn key(t: &GroundTruthEntry) -> (String, String) {
     let reason = RuleId::ALL
         .iter()
@@ -650,6 +746,7 @@ fn score(
     truth: &[GroundTruthEntry],
     refused: Vec<String>,
     detected: &HashSet<(String, String)>,
+    repeated: Option<&str>,
     elapsed: Duration,
 ) -> Scorecard {
     let mut card = Scorecard {
@@ -666,6 +763,10 @@ fn score(
             entry.1 += 1;
         }
         *injected_per_rule.entry(t.rule.as_str()).or_default() += 1;
+    }
+    // The state made to hold again is a second faulty write, counted as found.
+    if let Some(rule) = repeated {
+        *injected_per_rule.entry(rule).or_default() += 1;
     }
     for (rule, n) in findings(ctrl) {
         let explained = injected_per_rule.get(rule.as_str()).copied().unwrap_or(0);
