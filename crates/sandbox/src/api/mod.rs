@@ -35,6 +35,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod auth;
 pub mod clock;
 pub mod custom_resources;
 pub mod discovery;
