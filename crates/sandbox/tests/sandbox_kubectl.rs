@@ -2,118 +2,14 @@
 //! delete, describe with events, server-side apply, and `get -w`. Skipped with a
 //! message when kubectl is not installed (CI requires it).
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
-use podwarden_sandbox::api::{
-    Patch, Sandbox, SandboxConfig, SandboxHandle, Subresource, WriteOptions,
-};
+use podwarden_sandbox::api::{Patch, Subresource, WriteOptions};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn kubectl_available() -> bool {
-    let ok = std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: kubectl is not installed");
-    }
-    ok
-}
-
-fn repo(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A sandbox with its own kubeconfig and kubectl cache directory.
-struct Cluster {
-    handle: SandboxHandle,
-    dir: PathBuf,
-}
-
-impl Cluster {
-    async fn start(test: &str) -> Self {
-        let handle = Sandbox::start(SandboxConfig::default())
-            .await
-            .expect("sandbox starts");
-        let dir = std::env::temp_dir().join(format!(
-            "podwarden-sandbox-kubectl-{}-{test}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        handle.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
-        Cluster { handle, dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("kubectl");
-        c.arg("--kubeconfig").arg(self.dir.join("kubeconfig"));
-        c.arg("--cache-dir").arg(self.dir.join("cache"));
-        c.args(args);
-        c.env_remove("KUBECONFIG");
-        c.kill_on_drop(true);
-        c
-    }
-
-    /// Runs kubectl; returns stdout, failing the test (with stderr) on a non-zero exit.
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = tokio::time::timeout(DEADLINE, self.command(args).output())
-            .await
-            .expect("kubectl finished")
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    /// Runs kubectl expecting failure; returns stderr.
-    async fn fails(&self, args: &[&str]) -> String {
-        let out = tokio::time::timeout(DEADLINE, self.command(args).output())
-            .await
-            .expect("kubectl finished")
-            .unwrap();
-        assert!(!out.status.success(), "kubectl {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn header(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
-fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
-    table
-        .lines()
-        .find(|l| {
-            l.split_whitespace().next() == Some(name) || l.split_whitespace().nth(1) == Some(name)
-        })
-        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
-        .split_whitespace()
-        .collect()
-}
+mod kubectl_common;
+use kubectl_common::{Cluster, DEADLINE, header, kubectl_available, repo, row};
 
 #[tokio::test]
 async fn apply_crds_then_get_policies_with_printer_columns() {

@@ -3,6 +3,12 @@
 //! plugins a default cluster runs), required-field validation, the status subresource
 //! split, generation, and the delete plan (grace periods, finalizers).
 
+mod config;
+mod rbac;
+mod workloads;
+
+pub use workloads::needs_cluster_ip;
+
 use serde_json::{Map, Value, json};
 
 use super::custom_resources;
@@ -215,7 +221,36 @@ fn admit_kind_on_create(
             custom_resources::admit(rt, object, opts.strict, causes)?;
         }
         Flavor::CoreEvent | Flavor::EventsV1 => validate_event(object, causes),
-        Flavor::Node | Flavor::Lease => {}
+        Flavor::Node | Flavor::Lease | Flavor::ServiceAccount => {}
+        Flavor::ConfigMap => config::validate_config_map(object, causes),
+        Flavor::Secret => {
+            config::default_secret(object, causes);
+            config::validate_secret(object, causes);
+        }
+        Flavor::Service => {
+            workloads::default_service(object);
+            workloads::validate_service(object, causes);
+            set_path(object, &["status"], json!({"loadBalancer": {}}));
+        }
+        Flavor::Deployment => {
+            workloads::default_deployment(object);
+            workloads::validate_deployment(object, causes);
+            set_path(object, &["status"], json!({}));
+        }
+        Flavor::NetworkPolicy => {
+            workloads::default_network_policy(object);
+            workloads::validate_network_policy(object, causes);
+        }
+        Flavor::Role => rbac::validate_rules(object, true, causes),
+        Flavor::ClusterRole => rbac::validate_rules(object, false, causes),
+        Flavor::RoleBinding => {
+            rbac::default_binding(object);
+            rbac::validate_binding(object, true, causes);
+        }
+        Flavor::ClusterRoleBinding => {
+            rbac::default_binding(object);
+            rbac::validate_binding(object, false, causes);
+        }
     }
     Ok(())
 }
@@ -226,8 +261,11 @@ fn admit_kind_on_create(
 /// ...`), never a stored object that clients and the simulated components cannot
 /// read. Checked after validation, which reports missing required fields as 422.
 pub fn check_typed(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    use k8s_openapi::api::apps::v1 as apps;
     use k8s_openapi::api::coordination::v1 as coordination;
     use k8s_openapi::api::core::v1 as core;
+    use k8s_openapi::api::networking::v1 as networking;
+    use k8s_openapi::api::rbac::v1 as rbac;
     fn decodes<T: serde::de::DeserializeOwned>(object: &Value) -> Result<(), String> {
         serde_path_to_error::deserialize::<_, T>(object)
             .map(drop)
@@ -242,6 +280,16 @@ pub fn check_typed(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
         Flavor::Namespace => decodes::<core::Namespace>(object),
         Flavor::CoreEvent | Flavor::EventsV1 => decodes::<core::Event>(object),
         Flavor::Lease => decodes::<coordination::Lease>(object),
+        Flavor::ServiceAccount => decodes::<core::ServiceAccount>(object),
+        Flavor::Service => decodes::<core::Service>(object),
+        Flavor::ConfigMap => decodes::<core::ConfigMap>(object),
+        Flavor::Secret => decodes::<core::Secret>(object),
+        Flavor::Deployment => decodes::<apps::Deployment>(object),
+        Flavor::NetworkPolicy => decodes::<networking::NetworkPolicy>(object),
+        Flavor::Role => decodes::<rbac::Role>(object),
+        Flavor::ClusterRole => decodes::<rbac::ClusterRole>(object),
+        Flavor::RoleBinding => decodes::<rbac::RoleBinding>(object),
+        Flavor::ClusterRoleBinding => decodes::<rbac::ClusterRoleBinding>(object),
         Flavor::Crd | Flavor::Custom => Ok(()),
     };
     result.map_err(|why| {
@@ -383,7 +431,44 @@ fn admit_kind_on_update(
         Flavor::Custom => {
             custom_resources::admit(rt, new, opts.strict, causes)?;
         }
-        _ => {}
+        // A status write keeps the stored spec (see pods above).
+        Flavor::Service | Flavor::Deployment if opts.subresource == Subresource::Status => {}
+        Flavor::Service => {
+            workloads::default_service(new);
+            workloads::keep_cluster_ip(old, new, causes);
+            workloads::validate_service(new, causes);
+        }
+        Flavor::Deployment => {
+            workloads::default_deployment(new);
+            workloads::validate_deployment(new, causes);
+            workloads::check_deployment_update(old, new, causes);
+        }
+        Flavor::NetworkPolicy => {
+            workloads::default_network_policy(new);
+            workloads::validate_network_policy(new, causes);
+        }
+        Flavor::ConfigMap => {
+            config::validate_config_map(new, causes);
+            config::check_immutable(old, new, causes);
+        }
+        Flavor::Secret => {
+            config::default_secret(new, causes);
+            config::validate_secret(new, causes);
+            config::check_immutable(old, new, causes);
+            config::check_secret_type(old, new, causes);
+        }
+        Flavor::Role => rbac::validate_rules(new, true, causes),
+        Flavor::ClusterRole => rbac::validate_rules(new, false, causes),
+        Flavor::RoleBinding | Flavor::ClusterRoleBinding => {
+            rbac::default_binding(new);
+            rbac::validate_binding(new, rt.flavor == Flavor::RoleBinding, causes);
+            rbac::check_role_ref_update(old, new, causes);
+        }
+        Flavor::Node
+        | Flavor::Lease
+        | Flavor::CoreEvent
+        | Flavor::EventsV1
+        | Flavor::ServiceAccount => {}
     }
     Ok(())
 }
@@ -584,7 +669,7 @@ pub fn default_pod(pod: &mut Value) {
     }
 }
 
-fn image_is_latest(image: &str) -> bool {
+pub(super) fn image_is_latest(image: &str) -> bool {
     let without_digest = image.split('@').next().unwrap_or(image);
     if image.contains('@') {
         return false;
@@ -597,22 +682,27 @@ fn image_is_latest(image: &str) -> bool {
 }
 
 fn validate_pod(pod: &Value, causes: &mut Vec<Cause>) {
-    let Some(spec) = pod.get("spec").and_then(Value::as_object) else {
-        causes.push(Cause::required("spec.containers"));
+    validate_pod_spec(pod.get("spec"), "spec", causes);
+}
+
+/// The checks of a pod spec at `prefix` (`spec`, or a template's `spec.template.spec`).
+fn validate_pod_spec(spec: Option<&Value>, prefix: &str, causes: &mut Vec<Cause>) {
+    let Some(spec) = spec.and_then(Value::as_object) else {
+        causes.push(Cause::required(format!("{prefix}.containers")));
         return;
     };
     match spec.get("containers").and_then(Value::as_array) {
-        Some(c) if !c.is_empty() => validate_containers(c, "spec.containers", causes),
-        _ => causes.push(Cause::required("spec.containers")),
+        Some(c) if !c.is_empty() => validate_containers(c, &format!("{prefix}.containers"), causes),
+        _ => causes.push(Cause::required(format!("{prefix}.containers"))),
     }
     if let Some(init) = spec.get("initContainers").and_then(Value::as_array) {
-        validate_containers(init, "spec.initContainers", causes);
+        validate_containers(init, &format!("{prefix}.initContainers"), causes);
     }
     if let Some(policy) = spec.get("restartPolicy").and_then(Value::as_str)
         && !["Always", "OnFailure", "Never"].contains(&policy)
     {
         causes.push(Cause::unsupported(
-            "spec.restartPolicy",
+            format!("{prefix}.restartPolicy"),
             policy,
             &["Always", "OnFailure", "Never"],
         ));
@@ -621,7 +711,7 @@ fn validate_pod(pod: &Value, causes: &mut Vec<Cause>) {
         && !g.is_i64()
     {
         causes.push(Cause::invalid(
-            "spec.terminationGracePeriodSeconds",
+            format!("{prefix}.terminationGracePeriodSeconds"),
             &g.to_string(),
             "must be an integer",
         ));
@@ -757,7 +847,7 @@ pub fn set_condition(object: &mut Value, condition: Value) {
     }
 }
 
-fn set_path(object: &mut Value, keys: &[&str], value: Value) {
+pub(super) fn set_path(object: &mut Value, keys: &[&str], value: Value) {
     super::patch::set_path(object, keys, value);
 }
 

@@ -158,6 +158,11 @@ pub fn selectable_fields(flavor: Flavor) -> &'static [(&'static str, &'static [&
         ],
         Flavor::Node => &[("spec.unschedulable", &["spec", "unschedulable"])],
         Flavor::Namespace => &[("status.phase", &["status", "phase"])],
+        Flavor::Service => &[
+            ("spec.clusterIP", &["spec", "clusterIP"]),
+            ("spec.type", &["spec", "type"]),
+        ],
+        Flavor::Secret => &[("type", &["type"])],
         Flavor::CoreEvent | Flavor::EventsV1 => &[
             ("involvedObject.kind", &["involvedObject", "kind"]),
             ("involvedObject.namespace", &["involvedObject", "namespace"]),

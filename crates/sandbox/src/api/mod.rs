@@ -7,7 +7,7 @@
 //!   the in-process API simulated components use.
 //! - [`http`]: REST routing, content negotiation, watch streaming, admin endpoints.
 //! - [`admission`], [`patch`], [`apply`], [`custom_resources`], [`events`]: what the server does to
-//!   objects on the way in.
+//!   objects on the way in; [`labels`]: label selectors of stored objects.
 //! - [`tables`], [`discovery`]: what kubectl reads.
 //! - [`faults`]: injected faults and their counters.
 //! - [`server`], [`kubeconfig`]: the process serving it.
@@ -32,6 +32,10 @@
 //! - Discovery is the plain (non-aggregated) form; OpenAPI v3 documents carry the
 //!   operations kubectl consults, not the schemas; no OpenAPI v2.
 //! - Loopback HTTP without TLS or authentication.
+//! - Deployments, Services, NetworkPolicies and RBAC objects are stored, defaulted,
+//!   validated and printed, and nothing acts on them: no ReplicaSets or pods for a
+//!   Deployment (its status stays empty), no endpoints, node ports or load balancers
+//!   for a Service (cluster IPs are allocated), no enforcement of policies or roles.
 
 pub mod admission;
 pub mod apply;
@@ -45,6 +49,7 @@ pub mod faults;
 pub mod fields;
 pub mod http;
 pub mod kubeconfig;
+pub mod labels;
 pub mod lazy;
 pub mod object;
 pub mod options;

@@ -129,7 +129,11 @@ pub fn merge_key(path: &[&str]) -> Option<&'static str> {
         (_, "volumes" | "imagePullSecrets" | "env" | "resourceClaims") => Some("name"),
         (_, "volumeMounts") => Some("mountPath"),
         (_, "volumeDevices") => Some("devicePath"),
-        (_, "ports") => Some("containerPort"),
+        (Some("containers" | "initContainers" | "ephemeralContainers"), "ports") => {
+            Some("containerPort")
+        }
+        // A Service's ports (upstream's patchMergeKey; its list-map keys add protocol).
+        (Some("spec"), "ports") => Some("port"),
         (_, "hostAliases" | "podIPs" | "hostIPs") => Some("ip"),
         (Some("metadata"), "ownerReferences") => Some("uid"),
         (Some("status"), "addresses") => Some("type"),

@@ -20,6 +20,16 @@ pub enum Flavor {
     Lease,
     Crd,
     Custom,
+    ServiceAccount,
+    Service,
+    ConfigMap,
+    Secret,
+    Deployment,
+    NetworkPolicy,
+    Role,
+    ClusterRole,
+    RoleBinding,
+    ClusterRoleBinding,
 }
 
 /// One printer column of a CRD (`additionalPrinterColumns`).
@@ -79,7 +89,8 @@ impl ResourceType {
             singular: kind.to_ascii_lowercase(),
             namespaced,
             short_names: short_names.iter().map(|s| s.to_string()).collect(),
-            categories: if flavor == Flavor::Pod {
+            // The `all` category of upstream's built-in kinds that this sandbox serves.
+            categories: if matches!(flavor, Flavor::Pod | Flavor::Service | Flavor::Deployment) {
                 vec!["all".into()]
             } else {
                 vec![]
@@ -127,6 +138,16 @@ impl ResourceType {
     pub const EVENTS: &'static str = "events";
     pub const LEASES: &'static str = "leases.coordination.k8s.io";
     pub const CRDS: &'static str = "customresourcedefinitions.apiextensions.k8s.io";
+    pub const SERVICE_ACCOUNTS: &'static str = "serviceaccounts";
+    pub const SERVICES: &'static str = "services";
+    pub const CONFIG_MAPS: &'static str = "configmaps";
+    pub const SECRETS: &'static str = "secrets";
+    pub const DEPLOYMENTS: &'static str = "deployments.apps";
+    pub const NETWORK_POLICIES: &'static str = "networkpolicies.networking.k8s.io";
+    pub const ROLES: &'static str = "roles.rbac.authorization.k8s.io";
+    pub const CLUSTER_ROLES: &'static str = "clusterroles.rbac.authorization.k8s.io";
+    pub const ROLE_BINDINGS: &'static str = "rolebindings.rbac.authorization.k8s.io";
+    pub const CLUSTER_ROLE_BINDINGS: &'static str = "clusterrolebindings.rbac.authorization.k8s.io";
 }
 
 fn builtins() -> Vec<ResourceType> {
@@ -208,6 +229,116 @@ fn builtins() -> Vec<ResourceType> {
             true,
             Crd,
             ResourceType::CRDS,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            false,
+            ServiceAccount,
+            ResourceType::SERVICE_ACCOUNTS,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            true,
+            Service,
+            ResourceType::SERVICES,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            false,
+            ConfigMap,
+            ResourceType::CONFIG_MAPS,
+        ),
+        ResourceType::builtin(
+            "",
+            "v1",
+            "Secret",
+            "secrets",
+            true,
+            &[],
+            false,
+            Secret,
+            ResourceType::SECRETS,
+        ),
+        ResourceType::builtin(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            true,
+            Deployment,
+            ResourceType::DEPLOYMENTS,
+        ),
+        ResourceType::builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            &["netpol"],
+            false,
+            NetworkPolicy,
+            ResourceType::NETWORK_POLICIES,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            &[],
+            false,
+            Role,
+            ResourceType::ROLES,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            &[],
+            false,
+            ClusterRole,
+            ResourceType::CLUSTER_ROLES,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            &[],
+            false,
+            RoleBinding,
+            ResourceType::ROLE_BINDINGS,
+        ),
+        ResourceType::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+            ClusterRoleBinding,
+            ResourceType::CLUSTER_ROLE_BINDINGS,
         ),
     ]
 }

@@ -17,6 +17,7 @@
 //! - `delete`: delete, delete a collection, evict;
 //! - `watch`: watch start from the objects or the history window.
 
+mod cluster_ip;
 mod commit;
 mod delete;
 mod read;
@@ -80,6 +81,8 @@ struct Table {
 struct Inner {
     resource_version: u64,
     tables: HashMap<String, Table>,
+    /// Where the next cluster IP allocation starts looking (an offset in the range).
+    next_cluster_ip: u32,
 }
 
 /// Counters of what the store did on its own (not injected faults).

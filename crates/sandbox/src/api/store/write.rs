@@ -278,6 +278,9 @@ impl Store {
         {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
         }
+        if rt.flavor == Flavor::Service {
+            self.assign_cluster_ip(&mut inner, rt, &name, &mut object)?;
+        }
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(rt.flavor, 0, &object)?));
         }

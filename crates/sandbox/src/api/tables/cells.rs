@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::super::labels;
 use super::super::object::{self, path, path_str};
 use super::super::resources::{Flavor, PrinterColumn, ResourceType};
 
@@ -27,7 +28,7 @@ pub fn cells(rt: &ResourceType, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             age,
         ],
         Flavor::CoreEvent | Flavor::EventsV1 => event_cells(o, now),
-        Flavor::Crd => vec![
+        Flavor::Crd | Flavor::Role | Flavor::ClusterRole => vec![
             name,
             json!(object::meta_str(o, "creationTimestamp").unwrap_or_default()),
         ],
@@ -36,7 +37,184 @@ pub fn cells(rt: &ResourceType, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             out.extend(rt.printer_columns.iter().map(|c| custom_cell(c, o, now)));
             out
         }
+        Flavor::ServiceAccount => vec![name, json!(array(o, "secrets").len()), age],
+        Flavor::ConfigMap => vec![name, json!(count(o, "data") + count(o, "binaryData")), age],
+        Flavor::Secret => vec![
+            name,
+            json!(o.get("type").and_then(Value::as_str).unwrap_or_default()),
+            json!(count(o, "data")),
+            age,
+        ],
+        Flavor::Service => service_cells(o, name, age),
+        Flavor::Deployment => deployment_cells(o, name, age),
+        Flavor::NetworkPolicy => vec![
+            name,
+            json!(labels::format_label_selector(path(
+                o,
+                &["spec", "podSelector"]
+            ))),
+            age,
+        ],
+        Flavor::RoleBinding | Flavor::ClusterRoleBinding => binding_cells(o, name, age),
     }
+}
+
+/// Members of a map field (a ConfigMap's or Secret's data).
+fn count(o: &Value, key: &str) -> usize {
+    o.get(key).and_then(Value::as_object).map_or(0, |m| m.len())
+}
+
+// ---- services, deployments, bindings -----------------------------------------------
+
+/// `printService`: NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), AGE, SELECTOR.
+fn service_cells(svc: &Value, name: Value, age: Value) -> Vec<Value> {
+    let spec = svc.get("spec").cloned().unwrap_or(json!({}));
+    let type_ = spec.get("type").and_then(Value::as_str).unwrap_or_default();
+    let cluster_ip = array(&spec, "clusterIPs")
+        .first()
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| "<none>".to_string());
+    let strings = |key: &str| -> Vec<String> {
+        array(&spec, key)
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    let external_ips = strings("externalIPs");
+    let external = match type_ {
+        "ClusterIP" | "NodePort" if !external_ips.is_empty() => external_ips.join(","),
+        "ClusterIP" | "NodePort" => "<none>".to_string(),
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = path(svc, &["status", "loadBalancer", "ingress"])
+                .and_then(Value::as_array)
+                .map(|ingress| {
+                    ingress
+                        .iter()
+                        .filter_map(|i| {
+                            i.get("ip")
+                                .or_else(|| i.get("hostname"))
+                                .and_then(Value::as_str)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ips.extend(external_ips);
+            if ips.is_empty() {
+                "<pending>".to_string()
+            } else {
+                ips.join(",")
+            }
+        }
+        "ExternalName" => spec
+            .get("externalName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => "<unknown>".to_string(),
+    };
+    let ports: Vec<String> = array(&spec, "ports")
+        .iter()
+        .map(|p| {
+            let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+            let protocol = p
+                .get("protocol")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match p.get("nodePort").and_then(Value::as_i64) {
+                Some(node_port) if node_port > 0 => format!("{port}:{node_port}/{protocol}"),
+                _ => format!("{port}/{protocol}"),
+            }
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        "<none>".to_string()
+    } else {
+        ports.join(",")
+    };
+    vec![
+        name,
+        json!(type_),
+        json!(cluster_ip),
+        json!(external),
+        json!(ports),
+        age,
+        json!(labels::format_labels(spec.get("selector"))),
+    ]
+}
+
+/// `printDeployment`: NAME, READY (ready/desired), UP-TO-DATE, AVAILABLE, AGE,
+/// CONTAINERS, IMAGES, SELECTOR.
+fn deployment_cells(d: &Value, name: Value, age: Value) -> Vec<Value> {
+    let int = |keys: &[&str]| path(d, keys).and_then(Value::as_i64).unwrap_or(0);
+    let containers = path(d, &["spec", "template", "spec", "containers"])
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let field = |key: &str| -> String {
+        containers
+            .iter()
+            .map(|c| c.get(key).and_then(Value::as_str).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let selector = match path(d, &["spec", "selector"]) {
+        Some(s) => labels::selector_string(s).unwrap_or_else(|| "<invalid>".into()),
+        None => String::new(),
+    };
+    vec![
+        name,
+        json!(format!(
+            "{}/{}",
+            int(&["status", "readyReplicas"]),
+            int(&["spec", "replicas"])
+        )),
+        json!(int(&["status", "updatedReplicas"])),
+        json!(int(&["status", "availableReplicas"])),
+        age,
+        json!(field("name")),
+        json!(field("image")),
+        json!(selector),
+    ]
+}
+
+/// `printRoleBinding`, `printClusterRoleBinding`: NAME, ROLE (`Kind/name`), AGE,
+/// USERS, GROUPS, SERVICEACCOUNTS (`namespace:name`).
+fn binding_cells(b: &Value, name: Value, age: Value) -> Vec<Value> {
+    let role = format!(
+        "{}/{}",
+        path_str(b, &["roleRef", "kind"]).unwrap_or_default(),
+        path_str(b, &["roleRef", "name"]).unwrap_or_default()
+    );
+    let (mut users, mut groups, mut accounts) = (Vec::new(), Vec::new(), Vec::new());
+    for s in array(b, "subjects") {
+        let subject_name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+        match s.get("kind").and_then(Value::as_str) {
+            Some("User") => users.push(subject_name.to_string()),
+            Some("Group") => groups.push(subject_name.to_string()),
+            Some("ServiceAccount") => {
+                match s
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                {
+                    Some(ns) => accounts.push(format!("{ns}:{subject_name}")),
+                    None => accounts.push(subject_name.to_string()),
+                }
+            }
+            _ => {}
+        }
+    }
+    vec![
+        name,
+        json!(role),
+        age,
+        json!(users.join(", ")),
+        json!(groups.join(", ")),
+        json!(accounts.join(", ")),
+    ]
 }
 
 // ---- pods --------------------------------------------------------------------

@@ -54,7 +54,9 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
             );
             out
         }
-        Flavor::Crd => vec![
+        // Kinds without a printer of their own get the default table convertor's
+        // columns.
+        Flavor::Crd | Flavor::Role | Flavor::ClusterRole => vec![
             name,
             col(
                 "Created At",
@@ -64,7 +66,174 @@ pub fn columns(rt: &ResourceType) -> Vec<Value> {
                 "CreationTimestamp is a timestamp representing the server time when this object was created.",
             ),
         ],
+        Flavor::ServiceAccount => vec![
+            name,
+            col(
+                "Secrets",
+                "string",
+                "",
+                0,
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            age,
+        ],
+        Flavor::ConfigMap => vec![
+            name,
+            col(
+                "Data",
+                "string",
+                "",
+                0,
+                "Data contains the configuration data.",
+            ),
+            age,
+        ],
+        Flavor::Secret => vec![
+            name,
+            col(
+                "Type",
+                "string",
+                "",
+                0,
+                "Used to facilitate programmatic handling of secret data.",
+            ),
+            col("Data", "string", "", 0, "Data contains the secret data."),
+            age,
+        ],
+        Flavor::Service => service_columns(name, age),
+        Flavor::Deployment => deployment_columns(name, age),
+        Flavor::NetworkPolicy => vec![
+            name,
+            col(
+                "Pod-Selector",
+                "string",
+                "",
+                0,
+                "Selects the pods to which this NetworkPolicy object applies.",
+            ),
+            age,
+        ],
+        Flavor::RoleBinding | Flavor::ClusterRoleBinding => {
+            let what = if rt.flavor == Flavor::RoleBinding {
+                "roleBinding"
+            } else {
+                "clusterRoleBinding"
+            };
+            vec![
+                name,
+                col(
+                    "Role",
+                    "string",
+                    "",
+                    0,
+                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+                ),
+                age,
+                col("Users", "string", "", 1, &format!("Users in the {what}")),
+                col("Groups", "string", "", 1, &format!("Groups in the {what}")),
+                col(
+                    "ServiceAccounts",
+                    "string",
+                    "",
+                    1,
+                    &format!("ServiceAccounts in the {what}"),
+                ),
+            ]
+        }
     }
+}
+
+/// `printService`'s columns.
+fn service_columns(name: Value, age: Value) -> Vec<Value> {
+    vec![
+        name,
+        col(
+            "Type",
+            "string",
+            "",
+            0,
+            "type determines how the Service is exposed.",
+        ),
+        col(
+            "Cluster-IP",
+            "string",
+            "",
+            0,
+            "clusterIP is the IP address of the service and is usually assigned randomly.",
+        ),
+        col(
+            "External-IP",
+            "string",
+            "",
+            0,
+            "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+        ),
+        col(
+            "Port(s)",
+            "string",
+            "",
+            0,
+            "The list of ports that are exposed by this service.",
+        ),
+        age,
+        col(
+            "Selector",
+            "string",
+            "",
+            1,
+            "Route service traffic to pods with label keys and values matching this selector.",
+        ),
+    ]
+}
+
+/// `printDeployment`'s columns.
+fn deployment_columns(name: Value, age: Value) -> Vec<Value> {
+    vec![
+        name,
+        col(
+            "Ready",
+            "string",
+            "",
+            0,
+            "Number of the pod with ready state",
+        ),
+        col(
+            "Up-to-date",
+            "string",
+            "",
+            0,
+            "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+        ),
+        col(
+            "Available",
+            "string",
+            "",
+            0,
+            "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+        ),
+        age,
+        col(
+            "Containers",
+            "string",
+            "",
+            1,
+            "Names of each container in the template.",
+        ),
+        col(
+            "Images",
+            "string",
+            "",
+            1,
+            "Images referenced by each container in the template.",
+        ),
+        col(
+            "Selector",
+            "string",
+            "",
+            1,
+            "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.",
+        ),
+    ]
 }
 
 /// `printPod`'s columns.
