@@ -1,5 +1,5 @@
-//! `podwarden sandbox --listen ADDR --kubeconfig FILE [--nodes N --speed X --seed S
-//! --scenario FILE]`: serve the API (with a simulated cluster behind it unless
+//! `podwarden sandbox --listen ADDR --kubeconfig FILE [--auth] [--nodes N --speed X
+//! --seed S --scenario FILE]`: serve the API (with a simulated cluster behind it unless
 //! `--nodes 0`) until interrupted.
 
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::api::auth::AuthConfig;
 use crate::api::server::{Sandbox, SandboxConfig, SandboxHandle};
 use crate::api::store::StoreConfig;
 use crate::sim::scenario::Scenario;
@@ -30,6 +31,10 @@ pub struct SandboxArgs {
     /// Seconds between bookmarks on an idle watch.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub bookmark_seconds: u64,
+    /// Serve HTTPS and require bearer tokens, authorized by RBAC: the kubeconfig gets
+    /// the CA and an admin token; `kubectl create token` mints ServiceAccount tokens.
+    #[arg(long)]
+    pub auth: bool,
     #[command(flatten)]
     pub sim: SimArgs,
 }
@@ -121,6 +126,7 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
             ..StoreConfig::default()
         },
         bookmark_interval: Duration::from_secs(args.bookmark_seconds),
+        auth: args.auth.then(AuthConfig::default),
         ..SandboxConfig::default()
     };
     let steps = match &args.sim.scenario {
@@ -162,6 +168,11 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<()> {
     println!();
     println!("  export KUBECONFIG={path}");
     println!("  kubectl get nodes,pods -A -o wide");
+    if args.auth {
+        println!(
+            "  kubectl create token SERVICEACCOUNT -n NAMESPACE   # HTTPS; RBAC decides what the token may do"
+        );
+    }
     println!();
     println!("Ctrl-C stops the server.");
     interrupted.await;

@@ -80,6 +80,19 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// An authorization denial: `message` is the whole text (`pods is forbidden: User
+    /// ...`); `resource`, `group` and `name` fill `details` as upstream's `NewForbidden`.
+    #[error("{message}")]
+    Denied {
+        resource: String,
+        group: String,
+        name: String,
+        message: String,
+    },
+    /// No valid credentials. Upstream says no more than this on purpose (no hint to
+    /// someone guessing tokens); the server logs the cause.
+    #[error("Unauthorized")]
+    Unauthorized,
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -150,7 +163,8 @@ impl ApiError {
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
             ApiError::Invalid { .. } => 422,
             ApiError::BadRequest(_) => 400,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => 403,
+            ApiError::Unauthorized => 401,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::NotAcceptable(_) => 406,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -171,7 +185,8 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden(_) | ApiError::Denied { .. } => "Forbidden",
+            ApiError::Unauthorized => "Unauthorized",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -219,6 +234,12 @@ impl ApiError {
                 retry_after_seconds,
                 ..
             } => Some(json!({"retryAfterSeconds": retry_after_seconds})),
+            ApiError::Denied {
+                resource,
+                group,
+                name,
+                ..
+            } => Some(denied_details(resource, group, name)),
             ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
             _ => None,
         };
@@ -249,6 +270,17 @@ fn details(name: &str, group: &str, kind: &str, causes: Option<Vec<Value>>) -> V
     d.insert("kind".into(), json!(kind));
     if let Some(causes) = causes {
         d.insert("causes".into(), Value::Array(causes));
+    }
+    Value::Object(d)
+}
+
+/// `details` of a denial: only the fields that are set (a non-resource path has none).
+fn denied_details(resource: &str, group: &str, name: &str) -> Value {
+    let mut d = serde_json::Map::new();
+    for (key, value) in [("name", name), ("group", group), ("kind", resource)] {
+        if !value.is_empty() {
+            d.insert(key.into(), json!(value));
+        }
     }
     Value::Object(d)
 }

@@ -11,6 +11,8 @@
 //! - [`tables`], [`discovery`]: what kubectl reads.
 //! - [`faults`]: injected faults and their counters.
 //! - [`server`], [`kubeconfig`]: the process serving it.
+//! - [`auth`]: HTTPS, bearer tokens (admin, ServiceAccount TokenRequests) and RBAC,
+//!   when the sandbox is started with auth on.
 //!
 //! # Faults
 //! Through [`SandboxHandle::faults`] or over HTTP:
@@ -31,14 +33,20 @@
 //!   `pattern` nor CEL rules.
 //! - Discovery is the plain (non-aggregated) form; OpenAPI v3 documents carry the
 //!   operations kubectl consults, not the schemas; no OpenAPI v2.
-//! - Loopback HTTP without TLS or authentication.
+//! - Loopback HTTP without TLS or authentication by default; with auth on, HTTPS and
+//!   bearer tokens only (no client certificates, no anonymous requests: a request
+//!   without a token is 401 even for `/healthz`, as `--anonymous-auth=false`), RBAC
+//!   without ClusterRole aggregation, and no admission check that a Role grants no
+//!   more than its creator holds (no escalation prevention).
 //! - Deployments, Services, NetworkPolicies and RBAC objects are stored, defaulted,
 //!   validated and printed, and nothing acts on them: no ReplicaSets or pods for a
 //!   Deployment (its status stays empty), no endpoints, node ports or load balancers
-//!   for a Service (cluster IPs are allocated), no enforcement of policies or roles.
+//!   for a Service (cluster IPs are allocated), no enforcement of policies; roles
+//!   and bindings are enforced only with auth on.
 
 pub mod admission;
 pub mod apply;
+pub mod auth;
 pub mod clock;
 pub mod custom_resources;
 pub mod discovery;
@@ -61,6 +69,7 @@ pub mod tables;
 pub mod typed;
 pub mod watch;
 
+pub use auth::AuthConfig;
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use error::{ApiError, Cause};
 pub use faults::{FaultConfig, FaultCounts, Faults};

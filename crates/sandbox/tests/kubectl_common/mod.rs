@@ -38,9 +38,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(test: &str) -> Self {
-        let handle = Sandbox::start(SandboxConfig::default())
-            .await
-            .expect("sandbox starts");
+        Self::start_with(test, SandboxConfig::default()).await
+    }
+
+    pub async fn start_with(test: &str, config: SandboxConfig) -> Self {
+        let handle = Sandbox::start(config).await.expect("sandbox starts");
         let dir = std::env::temp_dir().join(format!(
             "podwarden-sandbox-kubectl-{}-{test}",
             std::process::id()

@@ -34,6 +34,7 @@ use request::*;
 use stream::*;
 
 pub use render::{error_response, json_response};
+pub use request::read_json;
 pub use state::{HttpState, RestartHook};
 
 pub fn router(state: HttpState) -> Router {
@@ -174,6 +175,9 @@ async fn serve(s: &HttpState, req: Request) -> Result<Response, ApiError> {
         (Method::POST, Some(name), Some("eviction")) if rt.flavor == Flavor::Pod => {
             evict(&call, req, &name).await
         }
+        (Method::POST, Some(name), Some("token")) if rt.flavor == Flavor::ServiceAccount => {
+            token_request(&call, req, &name).await
+        }
         (Method::PUT, Some(name), sub @ (None | Some("status"))) => {
             let sub = subresource_of(rt, sub)?;
             let body = read_json(req).await?;
@@ -254,6 +258,22 @@ async fn evict(call: &Call<'_>, req: Request, name: &str) -> Result<Response, Ap
     let ns = call.namespace.as_deref().unwrap_or_default();
     call.s.store.evict(ns, name, &opts)?;
     Ok(created_status())
+}
+
+/// `POST serviceaccounts/{name}/token`: a TokenRequest, served only with auth on
+/// (without a token signer the subresource does not exist, as upstream).
+async fn token_request(call: &Call<'_>, req: Request, name: &str) -> Result<Response, ApiError> {
+    let Some(auth) = &call.s.auth else {
+        return Err(ApiError::NotFound {
+            resource: "serviceaccounts/token".into(),
+            group: String::new(),
+            name: String::new(),
+        });
+    };
+    let body = read_json(req).await?;
+    let ns = call.namespace.as_deref().unwrap_or_default();
+    let answer = auth.request_token(ns, name, &body)?;
+    Ok(json_response(StatusCode::CREATED, &answer))
 }
 
 /// `PATCH`: the patch type from the content type, `force` for apply only; 201 when an

@@ -50,7 +50,9 @@ pub(super) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-pub(super) async fn read_json(req: Request) -> Result<Value, ApiError> {
+/// The request body as a JSON object, decoded from JSON, YAML or protobuf by its
+/// content type (at most `MAX_BODY_BYTES`).
+pub async fn read_json(req: Request) -> Result<Value, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

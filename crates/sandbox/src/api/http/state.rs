@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::super::auth::Auth;
 use super::super::faults::Faults;
 use super::super::store::Store;
 
@@ -25,6 +26,8 @@ pub struct HttpState {
     pub address: String,
     /// Run by `POST /sandbox/v1/faults/restart` (drops every connection).
     pub restart: RestartHook,
+    /// Credentials and policy when auth is on (serves the TokenRequest API).
+    pub auth: Option<Arc<Auth>>,
 }
 
 /// Drops every open connection of the server (keeping the data).
