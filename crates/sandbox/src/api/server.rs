@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::auth::{self, Auth, AuthConfig};
+use super::auth::{Auth, AuthConfig};
 use super::error::ApiError;
 use super::faults::Faults;
 use super::http::{self, HttpState, RestartHook};
@@ -147,7 +147,7 @@ impl Sandbox {
         let router = match &auth {
             Some(auth) => router.layer(axum::middleware::from_fn_with_state(
                 auth.clone(),
-                auth::guard,
+                http::guard,
             )),
             None => router,
         };

@@ -132,7 +132,7 @@ pub fn validate_secret(object: &Value, causes: &mut Vec<Cause>) {
         causes.push(too_long("data"));
     }
     if object.get("type").and_then(Value::as_str) == Some("kubernetes.io/service-account-token") {
-        let annotated = super::meta(object)
+        let annotated = super::super::object::meta(object)
             .and_then(|m| m.get("annotations"))
             .and_then(|a| a.get("kubernetes.io/service-account.name"))
             .and_then(Value::as_str)

@@ -161,7 +161,7 @@ pub fn validate_binding(object: &Value, namespaced: bool, causes: &mut Vec<Cause
         let group = text(s, "apiGroup");
         match text(s, "kind").as_str() {
             "ServiceAccount" => {
-                if !subject_name.is_empty() && !super::is_dns_subdomain(&subject_name) {
+                if !subject_name.is_empty() && !super::names::is_dns_subdomain(&subject_name) {
                     causes.push(Cause::invalid(
                         at("name"),
                         &subject_name,

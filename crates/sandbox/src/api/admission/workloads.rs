@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::error::Cause;
 use super::super::labels;
-use super::{image_is_latest, validate_pod_spec};
+use super::pod_spec::{image_is_latest, validate_pod_spec};
 
 const PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 const SERVICE_TYPES: &[&str] = &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];

@@ -25,15 +25,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
 use serde_json::{Value, json};
 
 use super::clock::{SharedClock, SystemClock};
 use super::error::{ApiError, Cause};
-use super::http::{error_response, json_response, read_json};
 use super::object::{format_time, new_uid};
 use super::options::ListOptions;
 use super::resources::ResourceType;
@@ -53,7 +49,8 @@ pub const MIN_TOKEN_SECONDS: i64 = 600;
 /// Longest lifetime a TokenRequest may ask for before validation refuses it.
 pub const MAX_REQUESTABLE_TOKEN_SECONDS: i64 = 1 << 32;
 /// The path of SelfSubjectAccessReviews.
-const SELF_SUBJECT_ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+pub const SELF_SUBJECT_ACCESS_REVIEWS: &str =
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
 
 /// How authentication behaves.
 #[derive(Debug, Clone)]
@@ -584,29 +581,4 @@ impl RbacSource for StoreSource<'_> {
     fn role(&self, namespace: &str, name: &str) -> Option<Vec<rbac::PolicyRule>> {
         self.rules("roles", Some(namespace), name)
     }
-}
-
-/// The layer in front of every route when auth is on: authenticate, authorize, then
-/// pass the request on with its [`UserInfo`] as an extension. Answers
-/// SelfSubjectAccessReviews itself.
-pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
-    let user = match auth.authenticate(req.headers()) {
-        Ok(user) => user,
-        Err(e) => return error_response(&e),
-    };
-    let attributes = request_info::parse(req.method(), req.uri().path(), req.uri().query());
-    if let Decision::Deny { reason } = auth.authorize(&user, &attributes) {
-        return error_response(&forbidden(&user, &attributes, &reason));
-    }
-    if req.method() == Method::POST && req.uri().path() == SELF_SUBJECT_ACCESS_REVIEWS {
-        return match read_json(req).await {
-            Ok(review) => match auth.self_subject_access_review(&user, &review) {
-                Ok(answer) => json_response(StatusCode::CREATED, &answer),
-                Err(e) => error_response(&e),
-            },
-            Err(e) => error_response(&e),
-        };
-    }
-    req.extensions_mut().insert(user);
-    next.run(req).await
 }

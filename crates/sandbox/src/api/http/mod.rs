@@ -23,6 +23,7 @@ use super::resources::{Flavor, ResourceType};
 use super::store::{Deleted, Store};
 
 mod admin;
+mod guard;
 mod render;
 mod request;
 mod state;
@@ -33,6 +34,7 @@ use render::*;
 use request::*;
 use stream::*;
 
+pub use guard::guard;
 pub use render::{error_response, json_response};
 pub use request::read_json;
 pub use state::{HttpState, RestartHook};
