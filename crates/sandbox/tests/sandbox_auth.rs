@@ -398,6 +398,11 @@ async fn rbac_denies_with_upstreams_message_until_bound() {
         .request::<Value>(req)
         .await
         .expect("admin reads faults");
+    // Every refusal is noted, in order, with its message.
+    let refusals = handle.auth().expect("auth on").refusals();
+    assert_eq!(refusals.total, 5, "{:?}", refusals.recent);
+    assert!(refusals.recent[0].contains("cannot list resource \"pods\""));
+    assert!(refusals.recent[4].contains("cannot get path \"/sandbox/v1/faults\""));
 }
 
 #[tokio::test]

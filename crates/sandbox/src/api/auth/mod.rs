@@ -81,7 +81,19 @@ pub struct Auth {
     signer: tokens::Signer,
     store: Store,
     config: AuthConfig,
+    refusals: std::sync::Mutex<Refusals>,
 }
+
+/// The requests authorization refused: how many, and the last [`REFUSALS_KEPT`]
+/// messages (what an audit log of denials would show).
+#[derive(Debug, Default, Clone)]
+pub struct Refusals {
+    pub total: u64,
+    pub recent: std::collections::VecDeque<String>,
+}
+
+/// Refusal messages kept, newest last.
+pub const REFUSALS_KEPT: usize = 64;
 
 impl Auth {
     /// Makes the CA, the serving certificate, the admin token and the signing key.
@@ -98,7 +110,26 @@ impl Auth {
             signer,
             store,
             config,
+            refusals: Default::default(),
         })
+    }
+
+    /// Notes a refused request (its 403 message).
+    pub fn refused(&self, message: String) {
+        let mut r = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        r.total += 1;
+        if r.recent.len() == REFUSALS_KEPT {
+            r.recent.pop_front();
+        }
+        r.recent.push_back(message);
+    }
+
+    /// The requests refused so far.
+    pub fn refusals(&self) -> Refusals {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn tls(&self) -> &Tls {

@@ -21,7 +21,9 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     };
     let attributes = request_info::parse(req.method(), req.uri().path(), req.uri().query());
     if let Decision::Deny { reason } = auth.authorize(&user, &attributes) {
-        return error_response(&forbidden(&user, &attributes, &reason));
+        let refusal = forbidden(&user, &attributes, &reason);
+        auth.refused(refusal.to_string());
+        return error_response(&refusal);
     }
     if req.method() == Method::POST && req.uri().path() == SELF_SUBJECT_ACCESS_REVIEWS {
         return match read_json(req).await {
