@@ -21,7 +21,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use podwarden_model::policy::{PodLifecyclePolicy, PodLifecyclePolicySpec};
 use podwarden_model::{RuleId, Severity};
-use podwarden_sandbox::api::SandboxConfig;
+use podwarden_sandbox::api::{AuthConfig, SandboxConfig};
 use podwarden_sandbox::sim::rng::SimRng;
 use podwarden_sandbox::sim::{
     GroundTruthEntry, NodeFault, SimConfig, SimHandle, Simulation, VIOLATION_RULES,
@@ -60,6 +60,12 @@ pub struct DemoArgs {
     /// precision and recall over all of them.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
+    /// Install these manifests first (the chart rendered by `helm template`) on a sandbox
+    /// with authentication and RBAC on (HTTPS, tokens), and run the controller as their
+    /// Deployment would: with a token of its ServiceAccount and its `podwarden run`
+    /// arguments. The demo then also fails if the API refused the controller anything.
+    #[arg(long, value_name = "FILE")]
+    pub install: Option<PathBuf>,
 }
 
 pub fn run(args: &DemoArgs) -> ExitCode {
@@ -98,6 +104,21 @@ pub enum DemoError {
     Controller(#[from] controller::StartError),
     #[error("the simulation refused a step: {0}")]
     Sim(#[from] podwarden_sandbox::sim::SimError),
+    #[error("--install: {0}")]
+    Install(#[from] install::InstallError),
+    #[error(
+        "the controller did not sync within {seconds} s{}",
+        refused_suffix(refused)
+    )]
+    NotReady { seconds: u64, refused: Vec<String> },
+}
+
+fn refused_suffix(refused: &[String]) -> String {
+    if refused.is_empty() {
+        String::new()
+    } else {
+        format!("; the API refused it: {}", refused.join("; "))
+    }
 }
 
 /// The scenario's outcome.
@@ -118,6 +139,10 @@ pub struct Scorecard {
     pub orphans: Vec<Orphan>,
     /// The series count of the Event about a state that held twice (2 when right).
     pub repeat: Option<i32>,
+    /// With `--install`: the requests of the controller the API refused (distinct
+    /// messages) and how many there were in all.
+    pub refused_requests: Vec<String>,
+    pub refused_total: u64,
 }
 
 /// A bare pod on a failing node.
@@ -143,6 +168,7 @@ impl Scorecard {
             && !self.injections.is_empty()
             && self.orphans.iter().all(Orphan::right)
             && self.repeat.is_none_or(|n| n == 2)
+            && self.refused_total == 0
     }
 
     pub fn print(&self) {
@@ -187,6 +213,15 @@ impl Scorecard {
         for o in self.orphans.iter().filter(|o| !o.right()) {
             println!("ORPHAN {}: {} replacements", o.name, o.replacements);
         }
+        for r in &self.refused_requests {
+            println!("REFUSED BY THE API: {r}");
+        }
+        if self.refused_total > 0 {
+            println!(
+                "the API refused the controller {} request(s)",
+                self.refused_total
+            );
+        }
         if let Some(n) = self.repeat {
             println!(
                 "a state that held again: its Event's series count is {n}{}",
@@ -211,8 +246,17 @@ impl Scorecard {
 }
 
 async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
+    let manifests = match &args.install {
+        Some(path) => {
+            let m = install::Manifests::read(path)?;
+            m.run_args()?;
+            Some(m)
+        }
+        None => None,
+    };
+    let manifests = manifests.as_ref();
     if args.runs <= 1 {
-        let card = play(args, args.seed, true, args.keep).await?;
+        let card = play(args, manifests, args.seed, true, args.keep).await?;
         if !args.keep {
             card.print();
         }
@@ -224,7 +268,7 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
     let started = Instant::now();
     for i in 0..args.runs {
         let seed = args.seed.wrapping_add(i);
-        let card = play(args, seed, false, false).await?;
+        let card = play(args, manifests, seed, false, false).await?;
         let (inj, det) = card
             .injections
             .values()
@@ -261,6 +305,7 @@ async fn demo(args: &DemoArgs) -> Result<bool, DemoError> {
 /// faulty writes come and how many of each.
 async fn play(
     args: &DemoArgs,
+    manifests: Option<&install::Manifests>,
     seed: u64,
     verbose: bool,
     keep_running: bool,
@@ -273,7 +318,10 @@ async fn play(
     let started = Instant::now();
     let mut rng = SimRng::new(seed);
     let sim = Simulation::start(
-        SandboxConfig::default(),
+        SandboxConfig {
+            auth: manifests.map(|_| AuthConfig::default()),
+            ..SandboxConfig::default()
+        },
         SimConfig {
             nodes: 5,
             seed,
@@ -292,17 +340,48 @@ async fn play(
         sim.sandbox().url()
     ));
     install(&client, "Enforce").await?;
-    let mut ctrl = controller::start(
-        client.clone(),
-        Options {
-            event_qps: args.event_qps,
-            http_addr: None,
-            instance: "podwarden-demo".into(),
-            ..Options::default()
-        },
-    )
-    .await?;
-    ctrl.ready().await;
+    let (ctrl_client, options) = match manifests {
+        None => (
+            client.clone(),
+            Options {
+                event_qps: args.event_qps,
+                http_addr: None,
+                instance: "podwarden-demo".into(),
+                ..Options::default()
+            },
+        ),
+        Some(m) => {
+            m.apply(&client).await?;
+            let token = m.token(&client).await?;
+            let ctrl_client = sim
+                .sandbox()
+                .client_for_token(&token)
+                .map_err(|e| DemoError::Sandbox(e.to_string()))?;
+            let w = &m.workload;
+            let mut options = controller::cli::options(
+                &m.run_args()?,
+                "podwarden-demo".into(),
+                Some(w.namespace.clone()),
+            )
+            .map_err(|message| install::InstallError::Args {
+                path: m.path.clone(),
+                name: w.name.clone(),
+                message,
+            })?;
+            options.http_addr = None;
+            say(format!(
+                "installed {} object(s) from {}; the controller runs as ServiceAccount {}/{} over HTTPS with {}",
+                m.objects.len(),
+                m.path.display(),
+                w.namespace,
+                w.service_account,
+                w.args.join(" ")
+            ));
+            (ctrl_client, options)
+        }
+    };
+    let mut ctrl = controller::start(ctrl_client, options).await?;
+    synced(&sim, &mut ctrl).await?;
     say(format!(
         "controller: synced; policy {NAMESPACE}/{POLICY} selects every pod in {NAMESPACE}"
     ));
@@ -363,6 +442,11 @@ async fn play(
         "[1/4] {created} pods: every restartPolicy row, OOM kills, pods to break, pods on nodes about to fail"
     ));
     progress.run(&sim, &ctrl, 15 + rng.below(15)).await?;
+    if let Some(card) = stop_if_refused(&sim, started) {
+        ctrl.shutdown().await;
+        sim.shutdown().await;
+        return Ok(card);
+    }
 
     for (node, fault, _) in &assigned {
         sim.apply_fault(node, *fault)?;
@@ -383,11 +467,21 @@ async fn play(
     progress
         .run(&sim, &ctrl, PARTITION_SECONDS + rng.below(30))
         .await?;
+    if let Some(card) = stop_if_refused(&sim, started) {
+        ctrl.shutdown().await;
+        sim.shutdown().await;
+        return Ok(card);
+    }
     if let Some((node, _, _)) = assigned.iter().find(|(_, f, _)| *f == NodeFault::Partition) {
         sim.apply_fault(node, NodeFault::Heal)?;
         say(format!("      {node} partition healed"));
     }
     progress.run(&sim, &ctrl, 10 + rng.below(20)).await?;
+    if let Some(card) = stop_if_refused(&sim, started) {
+        ctrl.shutdown().await;
+        sim.shutdown().await;
+        return Ok(card);
+    }
 
     let mut truth = Vec::new();
     let mut refused = Vec::new();
@@ -406,6 +500,11 @@ async fn play(
         refused.len()
     ));
     progress.run(&sim, &ctrl, 20).await?;
+    if let Some(card) = stop_if_refused(&sim, started) {
+        ctrl.shutdown().await;
+        sim.shutdown().await;
+        return Ok(card);
+    }
 
     say("[4/4] waiting for the controller's Events and replacements".to_string());
     let deadline = Instant::now() + SETTLE;
@@ -455,6 +554,55 @@ async fn play(
     ctrl.shutdown().await;
     sim.shutdown().await;
     Ok(card)
+}
+
+/// How long the controller may take to sync (wall clock; a failure bound).
+const SYNC_WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until the controller has synced; fails at once when the API refused it
+/// something (it would retry forever), or after [`SYNC_WITHIN`].
+async fn synced(sim: &SimHandle, ctrl: &mut controller::Handle) -> Result<(), DemoError> {
+    let deadline = Instant::now() + SYNC_WITHIN;
+    loop {
+        let (total, refused) = refusals(sim);
+        if total > 0 || Instant::now() >= deadline {
+            return Err(DemoError::NotReady {
+                seconds: SYNC_WITHIN.as_secs(),
+                refused,
+            });
+        }
+        if tokio::time::timeout(Duration::from_millis(100), ctrl.ready())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The requests the API refused (all of them the controller's: the demo itself is
+/// admin): how many, and each distinct message. Nothing without auth.
+fn refusals(sim: &SimHandle) -> (u64, Vec<String>) {
+    let Some(auth) = sim.sandbox().auth() else {
+        return (0, Vec::new());
+    };
+    let r = auth.refusals();
+    let mut distinct: Vec<String> = r.recent.into_iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    (r.total, distinct)
+}
+
+/// A scorecard that says the API refused the controller, when it did: the scenario
+/// stops there, since what follows would only fail in its wake.
+fn stop_if_refused(sim: &SimHandle, started: Instant) -> Option<Scorecard> {
+    let (total, refused) = refusals(sim);
+    (total > 0).then(|| Scorecard {
+        refused_total: total,
+        refused_requests: refused,
+        elapsed: started.elapsed(),
+        ..Scorecard::default()
+    })
 }
 
 struct Progress {
