@@ -1,8 +1,11 @@
 """Checks of the Helm chart and the Dockerfile with real tools: Helm's own lint and
 render (helm-python-sdk, Helm's Go SDK), the upstream Kubernetes schemas
 (kubernetes-validate, strict), checkov's security checks, and kubectl applying every
-render to the sandbox API server (`podwarden sandbox`, built by `cargo test` or
-`cargo build`). Run by .ci/run; exits 1 and says what failed.
+render to the sandbox API server (`podwarden sandbox --auth`, built by `cargo test` or
+`cargo build`), and RBAC for real: the demo scenario run under the rendered
+ServiceAccount's token over HTTPS (`podwarden demo --install`), passing with the chart's
+rules and failing without any one verb of them. Run by .ci/run; exits 1 and says what
+failed.
 """
 
 import copy
@@ -32,6 +35,15 @@ LISTED = "deploy,sa,svc,cm,clusterrole,clusterrolebinding,role,rolebinding,netpo
 # Bounds of the sandbox run: its start, and each kubectl call.
 SANDBOX_START_SECONDS = 60
 KUBECTL_SECONDS = 120
+# Bound of one demo run (it takes seconds; a failure bound).
+DEMO_SECONDS = 300
+# The renders the demo runs under: cluster-wide with leader election (every verb the
+# chart grants, the Lease's included), and limited to the demo's namespace.
+RBAC_RENDERS = [
+    ("cluster-wide, 2 replicas", {"replicas": 2}),
+    ("watchNamespaces [demo], 2 replicas", {"replicas": 2, "watchNamespaces": ["demo"]}),
+]
+SERVICE_ACCOUNT_USER = f"system:serviceaccount:{NAMESPACE}:podwarden"
 
 # Every documented option at a value other than its default.
 EVERY_OPTION = {
@@ -177,7 +189,7 @@ class Sandbox:
         self.kubeconfig = self.dir / "kubeconfig"
         self.proc = subprocess.Popen(
             [str(binary), "sandbox", "--listen", "127.0.0.1:0", "--kubeconfig", str(self.kubeconfig),
-             "--nodes", "0"],
+             "--nodes", "0", "--auth"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines = queue.Queue()
@@ -268,7 +280,87 @@ def apply_to_sandbox(renders, tmp):
             changed = [line for line in again if not line.endswith(" unchanged")]
             if changed:
                 fail(f"sandbox ({label}): applying the same render again changed: {changed}")
+            refused_outside_the_role(sandbox, label)
         print(kubectl("get", LISTED, "-n", NAMESPACE).stdout.strip())
+
+
+def refused_outside_the_role(sandbox, label):
+    """With the rendered ServiceAccount's token (`kubectl create token`), a verb the
+    chart does not grant is refused with 403, naming the user, verb and resource."""
+    token = sandbox.kubectl("create", "token", "podwarden", "-n", NAMESPACE)
+    if token.returncode != 0 or not token.stdout.strip():
+        fail(f"sandbox ({label}): kubectl create token: {token.stderr.strip()}")
+        return
+    run = sandbox.kubectl("--token", token.stdout.strip(), "delete", "pod", "web", "-n", "default")
+    expected = (f'pods "web" is forbidden: User "{SERVICE_ACCOUNT_USER}" cannot delete resource '
+                f'"pods" in API group "" in the namespace "default"')
+    if run.returncode == 0 or expected not in run.stderr:
+        fail(f"sandbox ({label}): a delete outside the role was not refused as upstream: {run.stderr.strip()}")
+        return
+    print(f"sandbox ({label}): outside the role: {run.stderr.strip()}")
+
+
+def write_docs(path, docs):
+    path.write_text(yaml.safe_dump_all(docs))
+
+
+def demo(path):
+    """`podwarden demo --install path`: (passed, output)."""
+    try:
+        run = subprocess.run([str(sandbox_binary()), "demo", "--install", str(path)],
+                             capture_output=True, text=True, timeout=DEMO_SECONDS)
+    except subprocess.TimeoutExpired:
+        return False, f"took over {DEMO_SECONDS}s"
+    return run.returncode == 0, run.stdout + run.stderr
+
+
+def without_verb(docs, d, r, verb):
+    """`docs` with `verb` taken out of rule `r` of document `d` (the rule dropped when
+    it has no verb left)."""
+    out = copy.deepcopy(docs)
+    rules = out[d]["rules"]
+    rules[r]["verbs"] = [v for v in rules[r]["verbs"] if v != verb]
+    if not rules[r]["verbs"]:
+        del rules[r]
+    return out
+
+
+def rbac_for_real(chart, tmp):
+    """The demo scenario under the rendered ServiceAccount passes with the chart's RBAC;
+    without any one granted verb, the API refuses the controller that verb and the demo
+    fails: nothing granted is unused."""
+    if not sandbox_binary().exists():
+        fail(f"rbac: {sandbox_binary()} does not exist; build it first")
+        return
+    for i, (label, values) in enumerate(RBAC_RENDERS):
+        docs = [doc for _, doc in render(chart, values, label)]
+        path = pathlib.Path(tmp) / f"rbac-{i}.yaml"
+        write_docs(path, docs)
+        passed, out = demo(path)
+        if not passed:
+            fail(f"rbac ({label}): the demo under the chart's RBAC failed:\n{out[-3000:]}")
+            continue
+        print(f"rbac ({label}): the demo passes under ServiceAccount {NAMESPACE}/podwarden over HTTPS")
+        if i > 0:
+            continue  # the namespaced Roles carry the same rules: removed once, above
+        removed = 0
+        for d, doc in enumerate(docs):
+            if doc["kind"] not in ("Role", "ClusterRole"):
+                continue
+            for r, rule in enumerate(doc["rules"]):
+                for verb in rule["verbs"]:
+                    cut = pathlib.Path(tmp) / f"rbac-without-{d}-{r}-{verb}.yaml"
+                    write_docs(cut, without_verb(docs, d, r, verb))
+                    passed, out = demo(cut)
+                    what = f"{verb} {'/'.join(rule['resources'])} ({doc['kind']} {doc['metadata']['name']})"
+                    refused = [f'cannot {verb} resource "{res}"' for res in rule["resources"]]
+                    if passed:
+                        fail(f"rbac: without {what} the demo still passes: the chart grants it for nothing")
+                    elif not any(x in out for x in refused):
+                        fail(f"rbac: without {what} the demo failed, but not on that verb:\n{out[-2000:]}")
+                    else:
+                        removed += 1
+        print(f"rbac: each of {removed} granted verbs removed in turn: the API refused it and the demo failed")
 
 
 def main():
@@ -293,6 +385,7 @@ def main():
             renders.append((label, out, [doc for _, doc in docs]))
         bad_values(chart)
         apply_to_sandbox(renders, tmp)
+        rbac_for_real(chart, tmp)
     checkov(["-f", str(ROOT / "Dockerfile"), "--framework", "dockerfile"])
     chart.close()
     if failures:

@@ -526,7 +526,9 @@ async fn play(
     // stops), then not ready again under the same ContainersReady True. It is counted
     // again, and recorded as its Event's series, not as a second Event.
     let repeat = match truth.iter().find(|t| t.rule == REPEATED_RULE) {
-        Some(t) if detected.contains(&key(t)) => Some(repeat_state(&client, t, deadline).await?),
+        Some(t) if detected.contains(&key(t)) => {
+            Some(repeat_state(&sim, &client, t, deadline).await?)
+        }
         _ => None,
     };
     let repeated = repeat.map(|_| REPEATED_RULE);
@@ -539,6 +541,7 @@ async fn play(
         started.elapsed(),
     );
     card.repeat = repeat;
+    (card.refused_total, card.refused_requests) = refusals(&sim);
     card.orphans = orphans
         .iter()
         .map(|(uid, name, fenced)| Orphan {
@@ -770,8 +773,10 @@ fn total_findings(ctrl: &controller::Handle) -> u64 {
 const REPEATED_RULE: &str = "containers-ready-mismatch";
 
 /// Makes `t`'s state stop and hold again (the faulty kubelet's two status writes), then
-/// waits (until `deadline`) for its Event's series to count both; returns the count.
+/// waits (until `deadline`, or a call refused by the API) for its Event's series to
+/// count both; returns the count.
 async fn repeat_state(
+    sim: &SimHandle,
     client: &Client,
     t: &GroundTruthEntry,
     deadline: Instant,
@@ -822,7 +827,8 @@ async fn repeat_state(
             .map(|e| e.series.as_ref().map_or(1, |s| s.count))
             .max()
             .unwrap_or(0);
-        if count >= 2 || Instant::now() >= deadline {
+        // A refused call will not be retried: no need to wait for the count.
+        if count >= 2 || Instant::now() >= deadline || refusals(sim).0 > 0 {
             return Ok(count);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
