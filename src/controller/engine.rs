@@ -600,6 +600,7 @@ mod tests {
                     {"type": "Ready", "status": "True", "lastTransitionTime": t(ready_at)}],
                 "containerStatuses": [{"name": "app", "ready": true, "restartCount": restarts,
                     "image": "registry.example/app:1", "imageID": "", "started": true,
+                    "containerID": "containerd://5d0e4b7a91c3",
                     "state": {"running": {"startedAt": t(ready_at)}}}]}
         }))
         .expect("pod view")
@@ -718,12 +719,26 @@ mod tests {
         engine.apply_policy(&policy("all", json!({})));
         engine.on_pod(pod("u1", 1, json!({}), 2, 10), PodChange::Applied, NOW);
         // Ready's time moved (the pod may have gone NotReady and back in the gap) and the
-        // restart count went down (never legal).
+        // restart count of the same container instance went down (never legal).
         let out = engine.on_pod(pod("u1", 9, json!({}), 1, 20), PodChange::Relisted, NOW);
         assert_eq!(rules(&out), vec![RuleId::RestartCountDecreased]);
         // Unchanged during the gap: nothing to judge.
         let out = engine.on_pod(pod("u1", 9, json!({}), 1, 20), PodChange::Relisted, NOW);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_restart_count_that_falls_with_a_new_container_is_a_reset_even_across_a_gap() {
+        let mut engine = Engine::new();
+        engine.apply_policy(&policy("all", json!({})));
+        engine.on_pod(pod("u1", 1, json!({}), 3, 10), PodChange::Applied, NOW);
+        // The node rebooted and the runtime lost its containers: a new one, counted again.
+        let mut after = pod("u1", 9, json!({}), 0, 10);
+        after.status.container_statuses[0].container_id =
+            podwarden_model::view::ContainerId::of("cri-o://0b6f2d8e4a17");
+        let out = engine.on_pod(after, PodChange::Relisted, NOW);
+        assert_eq!(rules(&out), vec![RuleId::RestartCountReset]);
+        assert_eq!(out[0].finding.severity, Severity::Warning);
     }
 
     #[test]

@@ -515,6 +515,8 @@ mod tests {
     fn reasons_are_the_rule_ids_in_pascal_case() {
         assert_eq!(reason(RuleId::RestartAgainstPolicy), "RestartAgainstPolicy");
         assert_eq!(reason(RuleId::OomKilled), "OomKilled");
+        assert_eq!(reason(RuleId::RestartCountReset), "RestartCountReset");
+        assert_eq!(reason(RuleId::ReadyDespiteGate), "ReadyDespiteGate");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::policy::OrphanSettings;
 use crate::time::Timestamp;
-use crate::view::{ConditionStatus, ConditionType, Phase, PodView, RestartPolicy, Str};
+use crate::view::{ConditionStatus, ConditionType, Phase, PodView, RestartPolicy, Str, fnv1a};
 use podwarden_base::selector::Labels;
 
 /// The taint a person (or their automation) puts on a node that is shut down and will not
@@ -554,12 +554,6 @@ fn fit(base: &str, suffix: &str, limit: usize) -> String {
     } else {
         format!("{prefix}-{hash}{suffix}")
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// What [`Attempts::next`] allows for a loss.

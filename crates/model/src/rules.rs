@@ -84,17 +84,21 @@ rules! {
     TerminalPhaseReady = "terminal-phase-ready", Violation, true, terminal_phase_ready,
         "A Succeeded pod has Ready or ContainersReady True, or a terminal snapshot set or changed one of them to True.";
     ReadyWithoutContainersReady = "ready-without-containers-ready", Violation, true, ready_without_containers_ready,
-        "Ready is True while ContainersReady is present and not True, or Ready became True while a readiness gate is not True.";
+        "Ready is True while ContainersReady is present and not True, or Ready became True while a readiness gate's condition was never written.";
     ContainersReadyMismatch = "containers-ready-mismatch", Violation, true, containers_ready_mismatch,
         "ContainersReady is True while a container or sidecar is not ready or has no status.";
     SucceededWithFailedContainer = "succeeded-with-failed-container", Violation, true, succeeded_with_failed_container,
         "The phase is Succeeded while a container is not terminated with exit code 0.";
     RestartCountDecreased = "restart-count-decreased", Violation, false, restart_count_decreased,
-        "A container's restartCount went down.";
+        "A container's restartCount went down while its containerID stayed the same.";
     StartTimeChanged = "start-time-changed", Violation, false, start_time_changed,
         "status.startTime changed once set.";
     RunningUnbound = "running-unbound", Violation, true, running_unbound,
         "The phase is Running, or a container runs, while the pod is bound to no node.";
+    ReadyDespiteGate = "ready-despite-gate", Warning, true, ready_despite_gate,
+        "Ready became True while a readiness gate's condition is present and not True.";
+    RestartCountReset = "restart-count-reset", Warning, false, restart_count_reset,
+        "A container's restartCount went down with a new container instance: the runtime lost its state.";
     ConditionTimeChurn = "condition-time-churn", Warning, false, condition_time_churn,
         "A kubelet-written condition changed lastTransitionTime without changing status.";
     PhaseMismatch = "phase-mismatch", Warning, true, phase_mismatch,
@@ -125,9 +129,10 @@ impl RuleId {
     /// Rules about one snapshot judge only it. Of the transition rules, those whose
     /// forbidden change no sequence of legal intermediate states can make: a terminal
     /// phase is never left; a container that ended with an exit its (immutable) policy
-    /// does not restart never runs again; restart counts never fall; startTime is set
-    /// once. Not: condition times and back-off timing (intermediate states explain
-    /// them), OOM kills (one may already have been reported).
+    /// does not restart never runs again; one container instance's restart count never
+    /// falls, and a fall with another instance is a reset whatever came between;
+    /// startTime is set once. Not: condition times and back-off timing (intermediate
+    /// states explain them), OOM kills (one may already have been reported).
     pub fn holds_across_gap(self) -> bool {
         self.is_state()
             || matches!(
@@ -135,6 +140,7 @@ impl RuleId {
                 RuleId::TerminalPhaseRegression
                     | RuleId::RestartAgainstPolicy
                     | RuleId::RestartCountDecreased
+                    | RuleId::RestartCountReset
                     | RuleId::StartTimeChanged
             )
     }
@@ -523,19 +529,14 @@ fn ready_without_containers_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
     {
         not_true.push(format!("ContainersReady is {}", c.status.as_str()));
     }
-    // A gate's owner may set its condition False while Ready stays True until the
-    // kubelet next reconciles the pod (B7 rule 4): the gates are evidence only when Ready
-    // turns True.
-    let became_ready = i
-        .prev
-        .is_some_and(|p| !p.condition_is_true(&ConditionType::Ready));
+    // A gate nobody ever wrote: the kubelet computes Ready from gate conditions it read
+    // from the API, so it cannot have seen it True. A gate present and not True is
+    // ready-despite-gate.
+    let became_ready = became_ready(i);
     if became_ready {
-        for gate in pod.spec.readiness_gates.iter() {
-            let kind = ConditionType::Other(gate.clone());
-            match pod.condition(&kind) {
-                Some(c) if c.status == ConditionStatus::True => {}
-                Some(c) => not_true.push(format!("readiness gate {gate} is {}", c.status.as_str())),
-                None => not_true.push(format!("readiness gate {gate} was never written")),
+        for (gate, state) in gates(i) {
+            if let GateState::NeverWritten = state {
+                not_true.push(format!("readiness gate {gate} was never written"));
             }
         }
     }
@@ -549,6 +550,70 @@ fn ready_without_containers_ready(i: &Input<'_>, out: &mut Vec<Finding>) {
             RuleId::ReadyWithoutContainersReady,
             pod,
             format!("Ready {verb} True while {observed}"),
+        )
+        .values("Ready=False", format!("Ready=True, {observed}")),
+    );
+}
+
+/// Ready turned True in this snapshot. Only then are the gates evidence: a gate's owner
+/// may set its condition False while Ready stays True until the kubelet next reconciles
+/// the pod (B7 rule 4).
+fn became_ready(i: &Input<'_>) -> bool {
+    i.cur.condition_is_true(&ConditionType::Ready)
+        && i.prev
+            .is_some_and(|p| !p.condition_is_true(&ConditionType::Ready))
+}
+
+/// What the API shows of a readiness gate's condition.
+enum GateState {
+    True,
+    /// Present with another status.
+    Not(ConditionStatus),
+    /// Absent now, present in the previous snapshot: its owner removed it.
+    Removed,
+    /// Absent now and before.
+    NeverWritten,
+}
+
+/// Each readiness gate of the current snapshot with the state of its condition.
+fn gates<'a>(i: &'a Input<'_>) -> impl Iterator<Item = (&'a str, GateState)> {
+    i.cur.spec.readiness_gates.iter().map(move |gate| {
+        let kind = ConditionType::Other(gate.clone());
+        let state = match i.cur.condition(&kind) {
+            Some(c) if c.status == ConditionStatus::True => GateState::True,
+            Some(c) => GateState::Not(c.status),
+            None if i.prev.is_some_and(|p| p.condition(&kind).is_some()) => GateState::Removed,
+            None => GateState::NeverWritten,
+        };
+        (&**gate, state)
+    })
+}
+
+fn ready_despite_gate(i: &Input<'_>, out: &mut Vec<Finding>) {
+    if !became_ready(i) {
+        return;
+    }
+    // The status manager writes the kubelet's cached Ready, computed from the gates as the
+    // kubelet last read them, beside the gates as a fresh GET returns them
+    // (mergePodStatus): a gate its owner set False in between sits beside Ready True.
+    let not_true: Vec<String> = gates(i)
+        .filter_map(|(gate, state)| match state {
+            GateState::Not(s) => Some(format!("readiness gate {gate} is {}", s.as_str())),
+            GateState::Removed => Some(format!("readiness gate {gate} was removed")),
+            GateState::True | GateState::NeverWritten => None,
+        })
+        .collect();
+    if not_true.is_empty() {
+        return;
+    }
+    let observed = not_true.join(", ");
+    out.push(
+        Finding::new(
+            RuleId::ReadyDespiteGate,
+            i.cur,
+            format!(
+                "Ready became True while {observed} (legal when the gate's owner changed it after the kubelet computed Ready: the status manager writes its cached Ready beside the gates it reads afresh)"
+            ),
         )
         .values("Ready=False", format!("Ready=True, {observed}")),
     );
@@ -639,43 +704,85 @@ fn condition_time_churn(i: &Input<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
-    let Some(prev) = i.prev else { return };
+/// Each container or init container whose restartCount is lower than in the previous
+/// snapshot: (noun, current status, previous status).
+fn restart_count_falls<'a>(
+    i: &'a Input<'_>,
+) -> impl Iterator<Item = (&'static str, &'a ContainerStatus, &'a ContainerStatus)> {
+    let prev = i.prev;
     let lists = [
         (
             &i.cur.status.container_statuses,
-            &prev.status.container_statuses,
+            prev.map(|p| &p.status.container_statuses),
             "container",
         ),
         (
             &i.cur.status.init_container_statuses,
-            &prev.status.init_container_statuses,
+            prev.map(|p| &p.status.init_container_statuses),
             "init container",
         ),
     ];
-    for (cur_list, prev_list, noun) in lists {
-        for cur in cur_list.iter() {
-            let Some(before) = prev_list.iter().find(|s| s.name == cur.name) else {
-                continue;
-            };
-            if cur.restart_count < before.restart_count {
-                out.push(
-                    Finding::new(
-                        RuleId::RestartCountDecreased,
-                        i.cur,
-                        format!(
-                            "restartCount of {noun} {} went down: {} -> {}",
-                            cur.name, before.restart_count, cur.restart_count
-                        ),
-                    )
-                    .container(&cur.name)
-                    .values(
-                        format!(">= {}", before.restart_count),
-                        cur.restart_count.to_string(),
-                    ),
-                );
-            }
+    lists.into_iter().flat_map(|(cur_list, prev_list, noun)| {
+        cur_list.iter().filter_map(move |cur| {
+            let before = prev_list?.iter().find(|s| s.name == cur.name)?;
+            (cur.restart_count < before.restart_count).then_some((noun, cur, before))
+        })
+    })
+}
+
+fn restart_count_decreased(i: &Input<'_>, out: &mut Vec<Finding>) {
+    // The count is a label of the container instance, set when the kubelet creates it
+    // (startContainer): one containerID never shows two counts.
+    for (noun, cur, before) in restart_count_falls(i) {
+        if !cur.container_id.same_instance(before.container_id) {
+            continue;
         }
+        out.push(
+            Finding::new(
+                RuleId::RestartCountDecreased,
+                i.cur,
+                format!(
+                    "restartCount of {noun} {} went down with the same containerID: {} -> {}",
+                    cur.name, before.restart_count, cur.restart_count
+                ),
+            )
+            .container(&cur.name)
+            .values(
+                format!(">= {}", before.restart_count),
+                cur.restart_count.to_string(),
+            ),
+        );
+    }
+}
+
+fn restart_count_reset(i: &Input<'_>, out: &mut Vec<Finding>) {
+    // A kubelet whose runtime lost its containers (a node reboot under CRI-O) creates the
+    // next one with a count read from the pod's log directory, or 0 without it; kubelets
+    // before 1.21 always with 0.
+    for (noun, cur, before) in restart_count_falls(i) {
+        if cur.container_id.same_instance(before.container_id) {
+            continue;
+        }
+        let instance = if cur.container_id.is_known() && before.container_id.is_known() {
+            "with a new container instance"
+        } else {
+            "without a containerID on both sides to tell the instances apart"
+        };
+        out.push(
+            Finding::new(
+                RuleId::RestartCountReset,
+                i.cur,
+                format!(
+                    "restartCount of {noun} {} went down {instance}: {} -> {} (legal when the container runtime lost its containers, e.g. on a node reboot: the kubelet counts again from the pod's log directory, or from 0)",
+                    cur.name, before.restart_count, cur.restart_count
+                ),
+            )
+            .container(&cur.name)
+            .values(
+                format!(">= {}", before.restart_count),
+                cur.restart_count.to_string(),
+            ),
+        );
     }
 }
 

@@ -52,7 +52,9 @@ fn realistic(mut pod: Pod) -> Pod {
             c["image"] = json!("registry.example/shop/web:1.42.0");
             c["imageID"] = json!("registry.example/shop/web@sha256:5f2c0de1");
             if c["state"].get("running").is_some() || c["state"].get("terminated").is_some() {
-                c["containerID"] = json!("containerd://3b9e51f0c2a4");
+                if c.get("containerID").is_none() {
+                    c["containerID"] = json!("containerd://3b9e51f0c2a4");
+                }
                 started = true;
             }
         }
@@ -203,6 +205,47 @@ fn ready_without_containers_ready_needs_evidence() {
                     gated()
                         .cond(gate, "False", 40)
                         .cond("Ready", "False", 41)
+                        .cond_reason("Ready", "ReadinessGatesNotReady"),
+                ),
+            ],
+        ),
+        history(
+            "the gate's owner sets the gate False between the kubelet's sync and its write",
+            LegalButWarns(RuleId::ReadyDespiteGate),
+            vec![
+                step("scheduler", scheduled().readiness_gate(gate)),
+                step(
+                    "kubelet status manager: containers ready, gate not yet written",
+                    gated()
+                        .cond("Ready", "False", 3)
+                        .cond_reason("Ready", "ReadinessGatesNotReady"),
+                ),
+                step(
+                    "load-balancer controller (the gate's owner): registered",
+                    gated()
+                        .cond("Ready", "False", 3)
+                        .cond_reason("Ready", "ReadinessGatesNotReady")
+                        .cond(gate, "True", 5),
+                ),
+                step(
+                    "load-balancer controller: deregistered again, after the kubelet read the gate True",
+                    gated()
+                        .cond("Ready", "False", 3)
+                        .cond_reason("Ready", "ReadinessGatesNotReady")
+                        .cond(gate, "False", 6),
+                ),
+                step(
+                    "kubelet status manager (mergePodStatus): its cached Ready True beside the gate read afresh",
+                    gated()
+                        .cond("Ready", "False", 3)
+                        .cond(gate, "False", 6)
+                        .cond("Ready", "True", 7),
+                ),
+                step(
+                    "kubelet status manager: next sync, Ready False",
+                    gated()
+                        .cond(gate, "False", 6)
+                        .cond("Ready", "False", 8)
                         .cond_reason("Ready", "ReadinessGatesNotReady"),
                 ),
             ],
@@ -388,6 +431,89 @@ fn terminal_phase_ready_allows_what_podgc_leaves() {
     ]);
 }
 
+/// Class 5: restart counts when the runtime lost its containers. The count is a label of
+/// each container instance, written when the kubelet creates it (`startContainer`): the
+/// previous instance's count plus one, or, with no previous instance left, the count read
+/// from the pod's log directory (`calcRestartCountByLogDir`), 0 without one; 0 always
+/// before kubernetes/kubernetes#99748 (1.21).
+#[test]
+fn restart_counts_fall_only_with_a_new_container_instance() {
+    use Want::*;
+    let reset = LegalButWarns(RuleId::RestartCountReset);
+    let before_reboot = || {
+        running()
+            .container_id("app", "containerd://7c41d2e9a0b3")
+            .restarts("app", 3)
+    };
+    // After the reboot: the runtime has no container, so the kubelet reports the one it
+    // knew as lost (exit 137, ContainerStatusUnknown, the count one up, no id).
+    let lost = || {
+        let mut p = running()
+            .restarts("app", 4)
+            .state("app", waiting("ContainerCreating"));
+        p = p.last(
+            "app",
+            json!({"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                   "message": "The container could not be located when the pod was terminated"}}),
+        );
+        if let Some(s) = p.0["status"]["containerStatuses"][0].as_object_mut() {
+            s.remove("containerID");
+        }
+        p.ready("app", false).kubelet_conditions(100)
+    };
+    let new_instance = |count: i32| {
+        running()
+            .container_id("app", "cri-o://e3f09b6a5d21")
+            .restarts("app", count)
+            .run("app", 110, true)
+            .kubelet_conditions(111)
+    };
+    check(vec![
+        history(
+            "node reboot under CRI-O, /var/log/pods gone: the count starts again at 0",
+            reset,
+            vec![
+                step("kubelet status manager", before_reboot()),
+                step("kubelet after the reboot: the container is lost", lost()),
+                step(
+                    "kubelet: a new container, no log to count from",
+                    new_instance(0),
+                ),
+            ],
+        ),
+        history(
+            "kubelet 1.20 after the runtime lost its state: 0 whatever the logs",
+            reset,
+            vec![
+                step("kubelet 1.20 status manager", before_reboot()),
+                step("kubelet 1.20: a new container, count 0", new_instance(0)),
+            ],
+        ),
+        history(
+            "logs rotated away but two: the count read back from the log directory is lower",
+            reset,
+            vec![
+                step("kubelet status manager", before_reboot()),
+                step(
+                    "kubelet: a new container, counted from 1.log",
+                    new_instance(2),
+                ),
+            ],
+        ),
+        history(
+            "near miss: the count falls on the same container instance",
+            Violates(RuleId::RestartCountDecreased),
+            vec![
+                step("kubelet status manager", before_reboot()),
+                step(
+                    "faulty kubelet: count 1, same containerID",
+                    before_reboot().restarts("app", 1),
+                ),
+            ],
+        ),
+    ]);
+}
+
 /// Class 4: status.startTime once set.
 #[test]
 fn start_time_is_kept_across_kubelet_restarts() {
@@ -504,11 +630,11 @@ fn stale_and_duplicate_snapshots_are_not_transitions() {
         step("kubelet status manager", at(running(), "99")),
         step(
             "kubelet status manager: app crashed and restarted",
-            at(crashed, "100"),
+            at(crashed.clone(), "100"),
         ),
         step(
-            "faulty kubelet: restartCount back to 0",
-            at(running(), "102"),
+            "faulty kubelet: restartCount back to 0, same container",
+            at(crashed.clone().restarts("app", 0), "102"),
         ),
     ];
     let mut seq = Seq::new();

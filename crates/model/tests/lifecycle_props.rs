@@ -377,9 +377,9 @@ const READ_KEYS: &[&str] = &[
     "restartPolicy", "nodeName", "containers", "initContainers", "restartPolicyRules",
     "action", "exitCodes", "operator", "values", "readinessGates", "conditionType",
     "status", "phase", "reason", "conditions", "type", "lastTransitionTime",
-    "containerStatuses", "initContainerStatuses", "state", "lastState", "ready", "started",
-    "restartCount", "waiting", "running", "terminated", "exitCode", "startedAt",
-    "finishedAt", "startTime",
+    "containerStatuses", "initContainerStatuses", "containerID", "state", "lastState",
+    "ready", "started", "restartCount", "waiting", "running", "terminated", "exitCode",
+    "startedAt", "finishedAt", "startTime",
 ];
 
 fn is_read(path: &[Seg]) -> bool {

@@ -16,6 +16,10 @@ fn running_pod(policy: &str) -> Pod {
         .kubelet_conditions(3)
 }
 
+/// Two container instances of the same container (`containerID`s).
+const ID_A: &str = "containerd://4f1c9a0e7d2b";
+const ID_B: &str = "containerd://8a3e6b1f0c5d";
+
 fn failed_never() -> Pod {
     running_pod("Never")
         .exit("app", 1, 2, 10)
@@ -248,7 +252,7 @@ fn cases() -> Vec<Case> {
             vec![running_pod("Always").cond("ContainersReady", "False", 5)],
         ),
         case(
-            "Ready becomes True, readiness gate never written",
+            "gate never written: violation",
             ReadyWithoutContainersReady,
             true,
             vec![
@@ -259,8 +263,25 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
-            "Ready becomes True, readiness gate False",
+            "near miss: gate False while Ready turns True (a warning)",
             ReadyWithoutContainersReady,
+            false,
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("example.com/lb", "False", 2)
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    2,
+                ),
+            ],
+        ),
+        // ready-despite-gate
+        case(
+            "gate False while Ready turns True: warning",
+            ReadyDespiteGate,
             true,
             vec![
                 running_pod("Always")
@@ -271,6 +292,34 @@ fn cases() -> Vec<Case> {
                     "example.com/lb",
                     "False",
                     2,
+                ),
+            ],
+        ),
+        case(
+            "near miss: gate never written while Ready turns True (the violation)",
+            ReadyDespiteGate,
+            false,
+            vec![
+                running_pod("Always")
+                    .readiness_gate("example.com/lb")
+                    .cond("Ready", "False", 3),
+                running_pod("Always").readiness_gate("example.com/lb"),
+            ],
+        ),
+        case(
+            "near miss: Ready stays True after the gate's owner set the gate False",
+            ReadyDespiteGate,
+            false,
+            vec![
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "True",
+                    3,
+                ),
+                running_pod("Always").readiness_gate("example.com/lb").cond(
+                    "example.com/lb",
+                    "False",
+                    30,
                 ),
             ],
         ),
@@ -423,11 +472,35 @@ fn cases() -> Vec<Case> {
                 running_pod("Always").cond_time("PodScheduled", 40),
             ],
         ),
-        // restart-count-decreased
+        // restart-count-decreased, restart-count-reset
         case(
-            "restartCount 3 -> 1",
+            "same container, count down: violation",
             RestartCountDecreased,
             true,
+            vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 1),
+            ],
+        ),
+        case(
+            "near miss: new container after a runtime wipe, 3 -> 0 (a warning)",
+            RestartCountDecreased,
+            false,
+            vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always").container_id("app", ID_B),
+            ],
+        ),
+        case(
+            "near miss: containerID missing (a warning)",
+            RestartCountDecreased,
+            false,
             vec![
                 running_pod("Always").restarts("app", 3),
                 running_pod("Always").restarts("app", 1),
@@ -438,8 +511,60 @@ fn cases() -> Vec<Case> {
             RestartCountDecreased,
             false,
             vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always")
+                    .uid("uid-web-2")
+                    .container_id("app", ID_A),
+            ],
+        ),
+        case(
+            "new container after a runtime wipe, 3 -> 0: warning",
+            RestartCountReset,
+            true,
+            vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always").container_id("app", ID_B),
+            ],
+        ),
+        case(
+            "containerID missing: warning",
+            RestartCountReset,
+            true,
+            vec![
                 running_pod("Always").restarts("app", 3),
-                running_pod("Always").uid("uid-web-2"),
+                running_pod("Always").restarts("app", 1),
+            ],
+        ),
+        case(
+            "near miss: same container, count down (the violation)",
+            RestartCountReset,
+            false,
+            vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 1),
+            ],
+        ),
+        case(
+            "near miss: new container, count up",
+            RestartCountReset,
+            false,
+            vec![
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3),
+                running_pod("Always")
+                    .container_id("app", ID_A)
+                    .restarts("app", 3)
+                    .exit("app", 1, 2, 10)
+                    .restart("app", 11),
             ],
         ),
         // start-time-changed
@@ -1079,4 +1204,225 @@ fn readme_lists_every_rule_with_its_severity() {
             "{rule}: {row}"
         );
     }
+}
+
+/// Which rules of `pair` the snapshots give, with their severities, in rule order.
+fn fired_among(snapshots: &[Pod], pair: [RuleId; 2]) -> Vec<(RuleId, Severity)> {
+    let mut seq = Seq::new();
+    for s in snapshots {
+        seq.push(s.clone());
+    }
+    let mut out: Vec<(RuleId, Severity)> = seq
+        .audit()
+        .iter()
+        .filter(|f| pair.contains(&f.rule))
+        .map(|f| (f.rule, f.severity))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A restartCount that falls is a violation only for one container instance (the count
+/// is a label of the instance, fixed at its creation); with another instance, or no
+/// containerID to tell, the runtime lost its state and the kubelet counted again.
+#[test]
+fn restart_count_falls_are_split_by_container_instance() {
+    use RuleId::{RestartCountDecreased, RestartCountReset};
+    use Severity::{Violation, Warning};
+    let pod = |id: Option<&str>, count: i32| {
+        let p = running_pod("Always").restarts("app", count);
+        match id {
+            Some(id) => p.container_id("app", id),
+            None => p,
+        }
+    };
+    let violation = vec![(RestartCountDecreased, Violation)];
+    let warning = vec![(RestartCountReset, Warning)];
+    let cases = [
+        (
+            "same container, count down: violation",
+            [pod(Some(ID_A), 3), pod(Some(ID_A), 2)],
+            violation.clone(),
+        ),
+        (
+            "new container after a runtime wipe, 3 -> 0: warning",
+            [pod(Some(ID_A), 3), pod(Some(ID_B), 0)],
+            warning.clone(),
+        ),
+        (
+            "new container counted from the log directory, 3 -> 2: warning",
+            [pod(Some(ID_A), 3), pod(Some(ID_B), 2)],
+            warning.clone(),
+        ),
+        (
+            "containerID missing: warning",
+            [pod(None, 3), pod(None, 0)],
+            warning.clone(),
+        ),
+        (
+            "containerID missing before: warning",
+            [pod(None, 3), pod(Some(ID_A), 0)],
+            warning.clone(),
+        ),
+        (
+            "containerID missing now: warning",
+            [pod(Some(ID_A), 3), pod(None, 1)],
+            warning.clone(),
+        ),
+        (
+            "containerID empty on both sides: warning",
+            [pod(Some(""), 3), pod(Some(""), 1)],
+            warning.clone(),
+        ),
+        (
+            "same container, count unchanged: nothing",
+            [pod(Some(ID_A), 3), pod(Some(ID_A), 3)],
+            vec![],
+        ),
+        (
+            "new container, count up: nothing",
+            [pod(Some(ID_A), 3), pod(Some(ID_B), 4)],
+            vec![],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, snapshots, want) in cases {
+        let got = fired_among(&snapshots, [RestartCountDecreased, RestartCountReset]);
+        if got != want {
+            failures.push(format!("{name}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Ready turning True beside a gate that is not True: the status manager writes the
+/// kubelet's cached Ready beside the gates it reads afresh, so a gate its owner set False
+/// in between is legal (a warning); a gate never written cannot have been seen True.
+#[test]
+fn ready_turning_true_beside_a_gate_is_split_by_whether_the_gate_was_written() {
+    use RuleId::{ReadyDespiteGate, ReadyWithoutContainersReady};
+    use Severity::{Violation, Warning};
+    const GATE: &str = "example.com/lb";
+    let gated = || running_pod("Always").readiness_gate(GATE);
+    let not_ready = |p: Pod| p.cond("Ready", "False", 1).cond_time("Ready", 1);
+    let violation = vec![(ReadyWithoutContainersReady, Violation)];
+    let warning = vec![(ReadyDespiteGate, Warning)];
+    let cases = [
+        (
+            "gate False while Ready turns True: warning",
+            vec![
+                not_ready(gated().cond(GATE, "False", 2)),
+                gated().cond(GATE, "False", 2),
+            ],
+            warning.clone(),
+        ),
+        (
+            "gate Unknown while Ready turns True: warning",
+            vec![
+                not_ready(gated().cond(GATE, "Unknown", 2)),
+                gated().cond(GATE, "Unknown", 2),
+            ],
+            warning.clone(),
+        ),
+        (
+            "gate True, then removed while Ready turns True: warning",
+            vec![not_ready(gated().cond(GATE, "True", 2)), gated()],
+            warning.clone(),
+        ),
+        (
+            "gate never written: violation",
+            vec![not_ready(gated()), gated()],
+            violation.clone(),
+        ),
+        (
+            "ContainersReady False and gate False while Ready turns True: both",
+            vec![
+                not_ready(gated().cond(GATE, "False", 2)),
+                gated()
+                    .cond(GATE, "False", 2)
+                    .cond("ContainersReady", "False", 3),
+            ],
+            vec![
+                (ReadyWithoutContainersReady, Violation),
+                (ReadyDespiteGate, Warning),
+            ],
+        ),
+        (
+            "gate True while Ready turns True: nothing",
+            vec![
+                not_ready(gated().cond(GATE, "True", 2)),
+                gated().cond(GATE, "True", 2),
+            ],
+            vec![],
+        ),
+        (
+            "Ready stays True after the gate's owner set it False: nothing (not definite)",
+            vec![
+                gated().cond(GATE, "True", 2),
+                gated().cond(GATE, "False", 30),
+            ],
+            vec![],
+        ),
+        (
+            "first snapshot, Ready True beside gate False: nothing (no turn seen)",
+            vec![gated().cond(GATE, "False", 2)],
+            vec![],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, snapshots, want) in cases {
+        let got = fired_among(&snapshots, [ReadyWithoutContainersReady, ReadyDespiteGate]);
+        if got != want {
+            failures.push(format!("{name}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The two new findings' messages say which case they are.
+#[test]
+fn split_rules_say_why_in_their_messages() {
+    let message = |snapshots: &[Pod], rule: RuleId| {
+        let mut seq = Seq::new();
+        for s in snapshots {
+            seq.push(s.clone());
+        }
+        seq.audit()
+            .into_iter()
+            .find(|f| f.rule == rule)
+            .unwrap_or_else(|| panic!("{rule}"))
+            .message
+    };
+    let pod = |id: &str, n: i32| {
+        running_pod("Always")
+            .container_id("app", id)
+            .restarts("app", n)
+    };
+    assert_eq!(
+        message(&[pod(ID_A, 3), pod(ID_A, 2)], RuleId::RestartCountDecreased),
+        "restartCount of container app went down with the same containerID: 3 -> 2"
+    );
+    assert!(
+        message(&[pod(ID_A, 3), pod(ID_B, 0)], RuleId::RestartCountReset).starts_with(
+            "restartCount of container app went down with a new container instance: 3 -> 0 (legal when"
+        )
+    );
+    assert!(
+        message(&[pod("", 3), pod("", 0)], RuleId::RestartCountReset).starts_with(
+            "restartCount of container app went down without a containerID on both sides"
+        )
+    );
+    let gated = || running_pod("Always").readiness_gate("example.com/lb");
+    assert!(
+        message(
+            &[
+                gated()
+                    .cond("example.com/lb", "False", 2)
+                    .cond("Ready", "False", 3),
+                gated().cond("example.com/lb", "False", 2),
+            ],
+            RuleId::ReadyDespiteGate,
+        )
+        .starts_with("Ready became True while readiness gate example.com/lb is False (legal when")
+    );
 }

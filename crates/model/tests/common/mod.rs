@@ -246,6 +246,12 @@ impl Pod {
         self
     }
 
+    /// The container instance the status names (`containerID`).
+    pub fn container_id(mut self, name: &str, id: &str) -> Self {
+        self.status_mut(name)["containerID"] = json!(id);
+        self
+    }
+
     /// The container runs from `at` (ready if `ready`).
     pub fn run(self, name: &str, at: i64, ready: bool) -> Self {
         self.state(name, running(at))
@@ -266,7 +272,12 @@ impl Pod {
         let st = self.status_mut(name);
         let previous = st["state"].clone();
         st["lastState"] = previous;
-        st["restartCount"] = json!(st["restartCount"].as_i64().unwrap_or(0) + 1);
+        let count = st["restartCount"].as_i64().unwrap_or(0) + 1;
+        st["restartCount"] = json!(count);
+        // A restart is a new container instance.
+        if let Some(id) = st["containerID"].as_str() {
+            st["containerID"] = json!(format!("{id}-{count}"));
+        }
         st["state"] = running(at);
         st["ready"] = json!(false);
         st["started"] = json!(true);

@@ -5,7 +5,8 @@
 pub const TERMINATED_THRESHOLD: usize = 12_500;
 
 /// The rule ids a faulty kubelet can be told to break: every definite violation of
-/// SEMANTICS.md B7.
+/// SEMANTICS.md B7. Not the warnings legal kubelets produce (`ready-despite-gate`,
+/// `restart-count-reset`): the simulator does not write them.
 pub const VIOLATION_RULES: [&str; 9] = [
     "terminal-phase-regression",
     "restart-against-policy",

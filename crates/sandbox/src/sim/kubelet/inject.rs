@@ -11,7 +11,7 @@
 //! | `ready-without-containers-ready` | a phase that is not terminal | ContainersReady False, Ready True |
 //! | `containers-ready-mismatch` | a phase that is not terminal | ContainersReady True, the first container not ready |
 //! | `succeeded-with-failed-container` | not terminal, a container not terminated with exit 0 | phase Succeeded, Ready and ContainersReady False |
-//! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one |
+//! | `restart-count-decreased` | a container with restartCount > 0 | that count minus one, its containerID kept (the same container instance) |
 //! | `start-time-changed` | `status.startTime` written | another startTime (now, as a kubelet that lost its state would) |
 //! | `running-unbound` | no `spec.nodeName`, a phase that is not terminal | phase Running, every container running (not ready) |
 //!
