@@ -808,17 +808,9 @@ async fn repeat_state(
         })?;
     }
     let (uid, reason) = key(t);
-    let events: Api<Event> = Api::namespaced(client.clone(), &t.namespace);
     loop {
-        let list = events
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| DemoError::Api {
-                what: "listing Events",
-                source,
-            })?;
-        let count = list
-            .items
+        let count = list_events(client, &t.namespace)
+            .await?
             .iter()
             .filter(|e| {
                 e.reason.as_deref() == Some(reason.as_str())
@@ -833,6 +825,18 @@ async fn repeat_state(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The Events of namespace `ns`.
+async fn list_events(client: &Client, ns: &str) -> Result<Vec<Event>, DemoError> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .map(|list| list.items)
+        .map_err(|source| DemoError::Api {
+            what: "listing Events",
+            source,
+        })
 }
 
 fn key(t: &GroundTruthEntry) -> (String, String) {
@@ -876,15 +880,7 @@ async fn detected_after(
     client: &Client,
     mut seen: HashSet<(String, String)>,
 ) -> Result<HashSet<(String, String)>, DemoError> {
-    let api: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|source| DemoError::Api {
-            what: "listing Events",
-            source,
-        })?;
-    for e in list.items {
+    for e in list_events(client, NAMESPACE).await? {
         if e.reporting_controller.as_deref() != Some(events::REPORTING_CONTROLLER) {
             continue;
         }
