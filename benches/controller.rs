@@ -915,25 +915,6 @@ struct Report {
     residue: (isize, isize, isize),
 }
 
-/// Findings by rule, as the controller's metrics count them.
-fn findings(metrics: &controller::metrics::Metrics) -> Vec<(&'static str, u64)> {
-    podwarden_model::RuleId::ALL
-        .iter()
-        .map(|r| {
-            let n = metrics
-                .findings
-                .get(&controller::metrics::FindingLabels {
-                    rule: r.as_str().into(),
-                    severity: r.severity().as_str().into(),
-                })
-                .map(|c| c.get())
-                .unwrap_or(0);
-            (r.as_str(), n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
-
 /// Waits (bounded) until `done` holds; false on time-out.
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -1175,8 +1156,8 @@ fn run_size(pods: usize, settings: &Settings) -> Report {
     report.rf_heap_steady = heap(REFLECTOR);
     report.rf_cached_steady = cache.len();
     report.relists = metrics.relists.get();
-    let by_rule = findings(&metrics);
-    report.findings = by_rule.iter().map(|(_, n)| n).sum();
+    let by_rule = metrics.findings_by_rule();
+    report.findings = by_rule.values().sum();
     report.events_written = metrics.events_written.get();
     println!(
         "steady heap: podwarden {:.0} B per cached pod ({} pods), reflector {:.0} B per cached pod ({} pods); process RSS {:.0} MiB; findings {}, Events written {}, relists {}",
@@ -1189,6 +1170,7 @@ fn run_size(pods: usize, settings: &Settings) -> Report {
         report.events_written,
         report.relists,
     );
+    let by_rule: Vec<(&str, u64)> = by_rule.iter().map(|(r, n)| (r.as_str(), *n)).collect();
     println!("findings by rule: {by_rule:?}");
     drop(cache);
     drop(metrics);

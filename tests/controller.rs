@@ -636,19 +636,7 @@ async fn replica(client: &Client, identity: &str) -> Handle {
 }
 
 fn total_findings(handle: &Handle) -> u64 {
-    podwarden_model::RuleId::ALL
-        .iter()
-        .filter_map(|r| {
-            handle
-                .metrics
-                .findings
-                .get(&controller::metrics::FindingLabels {
-                    rule: r.as_str().into(),
-                    severity: r.severity().as_str().into(),
-                })
-                .map(|c| c.get())
-        })
-        .sum()
+    handle.metrics.findings_by_rule().values().sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

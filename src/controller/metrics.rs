@@ -69,6 +69,21 @@ impl Metrics {
         Self::for_shard(None)
     }
 
+    /// Findings counted so far, by rule (rules without any absent).
+    pub fn findings_by_rule(&self) -> std::collections::BTreeMap<podwarden_model::RuleId, u64> {
+        podwarden_model::RuleId::ALL
+            .iter()
+            .map(|r| {
+                let labels = FindingLabels {
+                    rule: r.as_str().into(),
+                    severity: r.severity().as_str().into(),
+                };
+                (*r, self.findings.get(&labels).map_or(0, |c| c.get()))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Metrics whose every series carries `shard="i/n"` when the controller runs in
     /// shards.
     pub fn for_shard(shard: Option<super::shard::Shard>) -> Self {

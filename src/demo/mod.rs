@@ -746,27 +746,8 @@ pub async fn install(client: &Client, mode: &str) -> Result<(), DemoError> {
     Ok(())
 }
 
-fn findings(ctrl: &controller::Handle) -> BTreeMap<RuleId, u64> {
-    RuleId::ALL
-        .iter()
-        .map(|r| {
-            let n = ctrl
-                .metrics
-                .findings
-                .get(&controller::metrics::FindingLabels {
-                    rule: r.as_str().into(),
-                    severity: r.severity().as_str().into(),
-                })
-                .map(|c| c.get())
-                .unwrap_or(0);
-            (*r, n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
-
 fn total_findings(ctrl: &controller::Handle) -> u64 {
-    findings(ctrl).values().sum()
+    ctrl.metrics.findings_by_rule().values().sum()
 }
 
 /// The injected state the demo makes hold a second time.
@@ -918,7 +899,7 @@ fn score(
     if let Some(rule) = repeated {
         *injected_per_rule.entry(rule).or_default() += 1;
     }
-    for (rule, n) in findings(ctrl) {
+    for (rule, n) in ctrl.metrics.findings_by_rule() {
         let explained = injected_per_rule.get(rule.as_str()).copied().unwrap_or(0);
         let extra = n.saturating_sub(explained);
         if extra == 0 {
