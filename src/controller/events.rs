@@ -26,6 +26,7 @@ use podwarden_model::{Finding, RuleId, Severity};
 
 use super::fnv::Fnv64;
 use super::orphans::PodRef;
+use super::pace::TokenBucket;
 use tokio::sync::Notify;
 
 use super::leader::Leadership;
@@ -400,8 +401,8 @@ pub async fn write_loop(
     instance: String,
     leadership: Leadership,
 ) {
-    let interval = Duration::from_secs_f64(1.0 / qps.max(0.01));
-    let mut next_slot = tokio::time::Instant::now();
+    // One write at a time: no burst.
+    let mut bucket = TokenBucket::new(qps, 1.0, tokio::time::Instant::now());
     loop {
         if !leadership.is_leader() {
             for _ in 0..queue.expire(Instant::now()) {
@@ -414,8 +415,7 @@ pub async fn write_loop(
             queue.notify.notified().await;
             continue;
         };
-        tokio::time::sleep_until(next_slot).await;
-        next_slot = tokio::time::Instant::now() + interval;
+        tokio::time::sleep_until(bucket.take(tokio::time::Instant::now())).await;
         if !leadership.is_leader() {
             // Lost the lease while waiting: not ours to write any more, unless we lead
             // again soon.

@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::orphans::PodRef;
+use super::pace::TokenBucket;
 
 pub const FINALIZER: &str = "podwarden.dev/orphan-guard";
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -202,8 +203,8 @@ pub async fn write_loop(
     qps: f64,
     leadership: Leadership,
 ) {
-    let interval = Duration::from_secs_f64(1.0 / qps.max(0.01));
-    let mut next_slot = tokio::time::Instant::now();
+    // One write at a time: no burst.
+    let mut bucket = TokenBucket::new(qps, 1.0, tokio::time::Instant::now());
     loop {
         if !leadership.is_leader() {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -217,8 +218,7 @@ pub async fn write_loop(
             }
             continue;
         };
-        tokio::time::sleep_until(next_slot).await;
-        next_slot = tokio::time::Instant::now() + interval;
+        tokio::time::sleep_until(bucket.take(tokio::time::Instant::now())).await;
         let (pod, add) = match &op {
             Op::Add(p) => (p, true),
             Op::Release(p) => (p, false),

@@ -23,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod nodes;
 pub mod orphans;
+mod pace;
 pub mod pods;
 pub mod recreate;
 pub mod scope;
