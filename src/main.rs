@@ -20,6 +20,7 @@ enum Command {
     Audit(podwarden::audit::cli::AuditArgs),
     Run(podwarden::controller::cli::RunArgs),
     Demo(podwarden::demo::DemoArgs),
+    ReleaseGuards(podwarden::controller::release::ReleaseArgs),
     /// Print the PodLifecyclePolicy CustomResourceDefinition as YAML.
     Crd,
     /// Run the sandbox Kubernetes API server.
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => podwarden::audit::cli::run(&args),
         Command::Run(args) => podwarden::controller::cli::run(&args),
         Command::Demo(args) => podwarden::demo::run(&args),
+        Command::ReleaseGuards(args) => podwarden::controller::release::run(&args),
         Command::Crd => print_crd(),
         Command::Sandbox(args) => podwarden_sandbox::cli::run(&args),
     }

@@ -47,7 +47,7 @@ fn every_flag_the_deployment_passes_is_one_podwarden_run_takes() {
 fn every_flag_of_every_subcommand_is_in_the_readme() {
     let readme = read("README.md");
     let mut missing = Vec::new();
-    for command in ["run", "audit", "demo", "crd", "sandbox"] {
+    for command in ["run", "audit", "demo", "release-guards", "crd", "sandbox"] {
         let help = Command::new(env!("CARGO_BIN_EXE_podwarden"))
             .args([command, "--help"])
             .output()

@@ -527,3 +527,59 @@ async fn a_taint_manager_deletion_keeps_the_guard_while_the_node_still_looks_rea
     ctrl.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_guards_removes_only_the_guard_and_only_in_its_namespaces() {
+    use podwarden::controller::guard::FINALIZER;
+    use podwarden::controller::release::release;
+    use podwarden::controller::scope::Scope;
+
+    let sim = sandbox().await;
+    let client = sim.client().expect("client");
+    for (name, finalizers) in [
+        ("guarded", json!([FINALIZER])),
+        ("guarded-and-kept", json!(["example.com/keep", FINALIZER])),
+        ("unguarded", json!(["example.com/keep"])),
+    ] {
+        create_pod(
+            &client,
+            json!({
+                "metadata": {"name": name, "namespace": "default", "finalizers": finalizers},
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            }),
+        )
+        .await;
+    }
+    let finalizers = async |name: &str| {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        pods.get(name)
+            .await
+            .expect("pod")
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+    };
+
+    // Limited to another namespace: nothing here is touched.
+    let elsewhere = Scope::new(["other"]).expect("scope");
+    let r = release(&client, &elsewhere, 100.0).await.expect("release");
+    assert_eq!((r.released, r.gone, r.failed.len()), (0, 0, 0));
+    assert_eq!(finalizers("guarded").await, vec![FINALIZER]);
+
+    let r = release(&client, &Scope::Cluster, 100.0)
+        .await
+        .expect("release");
+    assert_eq!((r.released, r.gone, r.failed.len()), (2, 0, 0), "{r:?}");
+    assert!(finalizers("guarded").await.is_empty());
+    assert_eq!(
+        finalizers("guarded-and-kept").await,
+        vec!["example.com/keep"]
+    );
+    assert_eq!(finalizers("unguarded").await, vec!["example.com/keep"]);
+    // Nothing left to do the second time.
+    let r = release(&client, &Scope::Cluster, 100.0)
+        .await
+        .expect("release");
+    assert_eq!(r.released, 0);
+    sim.shutdown().await;
+}

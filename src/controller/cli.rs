@@ -68,7 +68,7 @@ fn parse_shard(s: &str) -> Result<super::shard::Shard, String> {
         .map_err(|e: super::shard::ShardError| e.to_string())
 }
 
-fn parse_qps(s: &str) -> Result<f64, String> {
+pub fn parse_qps(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(q) if q.is_finite() && q > 0.0 && q <= 1000.0 => Ok(q),
         _ => Err(format!("{s:?} is not a rate between 0 and 1000 per second")),

@@ -16,9 +16,9 @@
 //! restartPolicy the policy recreates, until their loss is decided (and replaced). Not a
 //! pod a person deletes on a healthy node (its finalizer is released at once, so that
 //! `kubectl delete` does not wait on podwarden), nor any pod that stops being selected.
-//! If podwarden is removed from a cluster, the finalizer is removed with
-//! `kubectl patch pod NAME --type json -p '[{"op":"remove","path":"/metadata/finalizers"}]'`
-//! (see the README).
+//! If podwarden is removed from a cluster, `podwarden release-guards` removes the
+//! finalizer from every pod left with it ([`super::release`]; the chart's post-delete
+//! hook runs it).
 //!
 //! Bounds: one entry per bare pod an Enforce policy selects; failed writes are retried
 //! after [`RETRY_AFTER`]; [`WRITE_ATTEMPTS`] conflict retries per write.
@@ -187,10 +187,14 @@ impl Guards {
     }
 }
 
+/// What a finalizer write found or did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Written {
+pub enum Written {
+    /// The pod has (true) or lacks (false) the finalizer now.
     Has(bool),
+    /// The pod is gone, or another pod holds its name.
     Gone,
+    /// The write failed; try again later.
     Retry,
 }
 
@@ -240,7 +244,7 @@ pub async fn write_loop(
 /// Adds or removes the finalizer on the pod, if it is still the same pod: read, then a
 /// JSON patch conditional on the resourceVersion read (another writer's finalizers are
 /// never lost), read again on a conflict.
-async fn set_finalizer(client: &Client, pod: &PodRef, add: bool) -> Written {
+pub async fn set_finalizer(client: &Client, pod: &PodRef, add: bool) -> Written {
     let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     for _ in 0..WRITE_ATTEMPTS {
         let current = match api.get_opt(&pod.name).await {

@@ -26,6 +26,7 @@ pub mod orphans;
 mod pace;
 pub mod pods;
 pub mod recreate;
+pub mod release;
 pub mod scope;
 pub mod shard;
 pub mod status;
