@@ -52,6 +52,7 @@ EVERY_OPTION = {
     "watchNamespaces": ["shop", "billing"],
     "eventQps": 10,
     "orphanRecreation": {"enabled": False, "createQps": 2, "guardQps": 10},
+    "guardCleanup": {"enabled": True, "timeoutSeconds": 120},
     "logFormat": "text",
     "resources": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
     "metrics": {
@@ -79,6 +80,7 @@ BAD_VALUES = [
     ({"metrics": {"serviceMonitor": {"interval": "soon"}}}, "interval"),
     ({"replica": 2}, "replica"),
     ({"watchNamespaces": ["Shop"]}, "watchNamespaces"),
+    ({"guardCleanup": {"timeoutSeconds": 5}}, "timeoutSeconds"),
 ]
 
 failures = []
@@ -263,11 +265,11 @@ def apply_to_sandbox(renders, tmp):
         kubectl("apply", "-f", str(MONITORING_CRDS))
         kubectl("create", "namespace", NAMESPACE)
         # The namespaces watchNamespaces names hold Roles: they exist before an install.
-        others = sorted({d["metadata"]["namespace"] for _, _, docs in renders for d in docs
+        others = sorted({d["metadata"]["namespace"] for _, _, docs, _ in renders for d in docs
                          if d["metadata"].get("namespace", NAMESPACE) != NAMESPACE})
         for ns in others:
             kubectl("create", "namespace", ns)
-        for label, out, docs in renders:
+        for label, out, docs, hooks in renders:
             applied = kubectl("apply", "-f", str(out))
             if applied.returncode != 0:
                 continue
@@ -281,6 +283,8 @@ def apply_to_sandbox(renders, tmp):
             if changed:
                 fail(f"sandbox ({label}): applying the same render again changed: {changed}")
             refused_outside_the_role(sandbox, label)
+            if hooks:
+                guard_cleanup_hook(sandbox, label, hooks, tmp)
         print(kubectl("get", LISTED, "-n", NAMESPACE).stdout.strip())
 
 
@@ -298,6 +302,55 @@ def refused_outside_the_role(sandbox, label):
         fail(f"sandbox ({label}): a delete outside the role was not refused as upstream: {run.stderr.strip()}")
         return
     print(f"sandbox ({label}): outside the role: {run.stderr.strip()}")
+
+
+def is_uninstall_hook(doc):
+    hooks = (doc["metadata"].get("annotations") or {}).get("helm.sh/hook", "")
+    return bool(hooks) and not {"pre-install", "post-install"} & {h.strip() for h in hooks.split(",")}
+
+
+def guard_cleanup_hook(sandbox, label, hooks, tmp):
+    """The post-delete hook's rights are enough for what its Job runs: with its
+    ServiceAccount's token, `podwarden release-guards` (the Job's arguments) releases a
+    guarded pod, and leaves its other finalizer."""
+    job = next((d for d in hooks if d["kind"] == "Job"), None)
+    if job is None:
+        fail(f"hook ({label}): no Job among the uninstall hooks")
+        return
+    spec = job["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    if args[0] != "release-guards":
+        fail(f"hook ({label}): the Job runs {args}, not release-guards")
+        return
+    rbac = [d for d in hooks if d["kind"] != "Job"]
+    path = pathlib.Path(tmp) / f"hook-{label.replace(' ', '-')}.yaml"
+    path.write_text(yaml.safe_dump_all(rbac))
+    sandbox.kubectl("apply", "-f", str(path))
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "guarded", "namespace": "default",
+                        "finalizers": ["podwarden.dev/orphan-guard", "example.com/keep"]},
+           "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+    pod_path = pathlib.Path(tmp) / "guarded-pod.yaml"
+    pod_path.write_text(yaml.safe_dump(pod))
+    sandbox.kubectl("delete", "pod", "guarded", "-n", "default", "--ignore-not-found", "--wait=false")
+    sandbox.kubectl("apply", "-f", str(pod_path))
+    token = sandbox.kubectl("create", "token", spec["serviceAccountName"], "-n", NAMESPACE).stdout.strip()
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    for user in config["users"]:
+        user["user"] = {"token": token}
+    as_hook = pathlib.Path(tmp) / f"hook-{label.replace(' ', '-')}.kubeconfig"
+    as_hook.write_text(yaml.safe_dump(config))
+    run = subprocess.run([str(sandbox_binary()), *args, "--kubeconfig", str(as_hook)],
+                         capture_output=True, text=True, timeout=KUBECTL_SECONDS)
+    left = sandbox.kubectl("get", "pod", "guarded", "-n", "default", "-o",
+                           "jsonpath={.metadata.finalizers}").stdout
+    if run.returncode != 0 or "orphan-guard" in left or "example.com/keep" not in left:
+        fail(f"hook ({label}): release-guards under the hook's ServiceAccount: exit {run.returncode}, "
+             f"finalizers left {left}: {run.stdout.strip()} {run.stderr.strip()}")
+        return
+    print(f"hook ({label}): under its ServiceAccount, {' '.join(args)}: {run.stdout.strip()}")
+    sandbox.kubectl("patch", "pod", "guarded", "-n", "default", "--type", "json",
+                    "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
 
 
 def write_docs(path, docs):
@@ -333,7 +386,7 @@ def rbac_for_real(chart, tmp):
         fail(f"rbac: {sandbox_binary()} does not exist; build it first")
         return
     for i, (label, values) in enumerate(RBAC_RENDERS):
-        docs = [doc for _, doc in render(chart, values, label)]
+        docs = [doc for _, doc in render(chart, values, label) if not is_uninstall_hook(doc)]
         path = pathlib.Path(tmp) / f"rbac-{i}.yaml"
         write_docs(path, docs)
         passed, out = demo(path)
@@ -382,7 +435,13 @@ def main():
             checkov(["-d", str(out), "--framework", "kubernetes"])
             if values.get("watchNamespaces"):
                 check_namespaced(docs, values["watchNamespaces"])
-            renders.append((label, out, [doc for _, doc in docs]))
+            # What an install applies: not the hooks that run at uninstall.
+            installed = [doc for _, doc in docs if not is_uninstall_hook(doc)]
+            applied = pathlib.Path(tmp) / (label.replace(" ", "-") + "-applied")
+            applied.mkdir()
+            for i, doc in enumerate(installed):
+                (applied / f"{i:02}-{doc['kind'].lower()}.yaml").write_text(yaml.safe_dump(doc))
+            renders.append((label, applied, installed, [doc for _, doc in docs if is_uninstall_hook(doc)]))
         bad_values(chart)
         apply_to_sandbox(renders, tmp)
         rbac_for_real(chart, tmp)

@@ -31,6 +31,9 @@ pub const MAX_OBJECTS: usize = 1000;
 pub struct Manifests {
     pub path: PathBuf,
     pub objects: Vec<Value>,
+    /// Helm hooks left out: they do not run at install (`helm.sh/hook` without
+    /// `pre-install` or `post-install`).
+    pub skipped_hooks: usize,
     pub workload: Workload,
 }
 
@@ -115,7 +118,13 @@ impl Manifests {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        let objects: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
+        // A Helm hook that does not run at install (a post-delete cleanup, say) is not
+        // part of what an install applies.
+        let (objects, hooks): (Vec<Value>, Vec<Value>) = documents
+            .into_iter()
+            .filter(|d| !d.is_null())
+            .partition(runs_at_install);
+        let skipped_hooks = hooks.len();
         if objects.len() > MAX_OBJECTS {
             return Err(InstallError::TooMany {
                 path: path.to_path_buf(),
@@ -157,6 +166,7 @@ impl Manifests {
         Ok(Manifests {
             path: path.to_path_buf(),
             objects,
+            skipped_hooks,
             workload,
         })
     }
@@ -293,6 +303,17 @@ impl Manifests {
     }
 }
 
+/// Whether `object` is applied by an install: not a Helm hook, or a hook that runs at
+/// install.
+fn runs_at_install(object: &Value) -> bool {
+    match object["metadata"]["annotations"]["helm.sh/hook"].as_str() {
+        None => true,
+        Some(hooks) => hooks
+            .split(',')
+            .any(|h| matches!(h.trim(), "pre-install" | "post-install")),
+    }
+}
+
 /// The workload of a Deployment whose container runs `podwarden run`.
 fn workload_of(object: &Value) -> Option<Workload> {
     if object["kind"] != "Deployment" || object["apiVersion"] != "apps/v1" {
@@ -361,6 +382,33 @@ spec:
         let args = m.run_args().expect("run's arguments");
         assert!(args.leader_elect);
         assert_eq!(args.namespaces, vec!["demo"]);
+    }
+
+    #[test]
+    fn hooks_that_do_not_run_at_install_are_left_out() {
+        let hook = r#"
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: cleanup
+  annotations: {helm.sh/hook: post-delete}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: seed
+  annotations: {helm.sh/hook: "pre-install,pre-upgrade"}
+"#;
+        let m = Manifests::parse(Path::new("chart.yaml"), &format!("{DEPLOYMENT}{hook}"))
+            .expect("parses");
+        assert_eq!(m.skipped_hooks, 1);
+        let kinds: Vec<&str> = m
+            .objects
+            .iter()
+            .filter_map(|o| o["kind"].as_str())
+            .collect();
+        assert_eq!(kinds, vec!["ServiceAccount", "Deployment", "ConfigMap"]);
     }
 
     #[test]

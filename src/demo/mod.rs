@@ -370,9 +370,10 @@ async fn play(
             })?;
             options.http_addr = None;
             say(format!(
-                "installed {} object(s) from {}; the controller runs as ServiceAccount {}/{} over HTTPS with {}",
+                "installed {} object(s) from {} ({} hook(s) that do not run at install left out); the controller runs as ServiceAccount {}/{} over HTTPS with {}",
                 m.objects.len(),
                 m.path.display(),
+                m.skipped_hooks,
                 w.namespace,
                 w.service_account,
                 w.args.join(" ")
