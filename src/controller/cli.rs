@@ -128,6 +128,21 @@ fn unique_identity(instance: &str) -> String {
     format!("{instance}_{}_{nanos:08x}", std::process::id())
 }
 
+/// A multi-threaded runtime for `podwarden <command>`; says why on standard error when
+/// there is none.
+pub fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("podwarden {command}: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 pub fn init_logs(format: &str) {
     init_logs_at(format, "info");
 }
@@ -195,15 +210,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("podwarden run: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime("run") else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let client = match connect(args.kubeconfig.as_ref(), args.context.as_deref()).await {

@@ -109,15 +109,8 @@ pub fn run(args: &ReleaseArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("podwarden release-guards: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = super::cli::runtime("release-guards") else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async {
         let client =

@@ -70,15 +70,8 @@ pub struct DemoArgs {
 
 pub fn run(args: &DemoArgs) -> ExitCode {
     controller::cli::init_logs_quiet();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("podwarden demo: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = controller::cli::runtime("demo") else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(demo(args)) {
         Ok(true) => ExitCode::SUCCESS,
