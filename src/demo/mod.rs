@@ -99,6 +99,8 @@ pub enum DemoError {
     Sim(#[from] podwarden_sandbox::sim::SimError),
     #[error("--install: {0}")]
     Install(#[from] install::InstallError),
+    #[error("the API refused the controller {total} request(s): {}", refused.join("; "))]
+    Refused { total: u64, refused: Vec<String> },
     #[error(
         "the controller did not sync within {seconds} s{}",
         refused_suffix(refused)
@@ -436,11 +438,6 @@ async fn play(
         "[1/4] {created} pods: every restartPolicy row, OOM kills, pods to break, pods on nodes about to fail"
     ));
     progress.run(&sim, &ctrl, 15 + rng.below(15)).await?;
-    if let Some(card) = stop_if_refused(&sim, started) {
-        ctrl.shutdown().await;
-        sim.shutdown().await;
-        return Ok(card);
-    }
 
     for (node, fault, _) in &assigned {
         sim.apply_fault(node, *fault)?;
@@ -461,21 +458,11 @@ async fn play(
     progress
         .run(&sim, &ctrl, PARTITION_SECONDS + rng.below(30))
         .await?;
-    if let Some(card) = stop_if_refused(&sim, started) {
-        ctrl.shutdown().await;
-        sim.shutdown().await;
-        return Ok(card);
-    }
     if let Some((node, _, _)) = assigned.iter().find(|(_, f, _)| *f == NodeFault::Partition) {
         sim.apply_fault(node, NodeFault::Heal)?;
         say(format!("      {node} partition healed"));
     }
     progress.run(&sim, &ctrl, 10 + rng.below(20)).await?;
-    if let Some(card) = stop_if_refused(&sim, started) {
-        ctrl.shutdown().await;
-        sim.shutdown().await;
-        return Ok(card);
-    }
 
     let mut truth = Vec::new();
     let mut refused = Vec::new();
@@ -494,11 +481,6 @@ async fn play(
         refused.len()
     ));
     progress.run(&sim, &ctrl, 20).await?;
-    if let Some(card) = stop_if_refused(&sim, started) {
-        ctrl.shutdown().await;
-        sim.shutdown().await;
-        return Ok(card);
-    }
 
     say("[4/4] waiting for the controller's Events and replacements".to_string());
     let deadline = Instant::now() + SETTLE;
@@ -590,18 +572,6 @@ fn refusals(sim: &SimHandle) -> (u64, Vec<String>) {
     (r.total, distinct)
 }
 
-/// A scorecard that says the API refused the controller, when it did: the scenario
-/// stops there, since what follows would only fail in its wake.
-fn stop_if_refused(sim: &SimHandle, started: Instant) -> Option<Scorecard> {
-    let (total, refused) = refusals(sim);
-    (total > 0).then(|| Scorecard {
-        refused_total: total,
-        refused_requests: refused,
-        elapsed: started.elapsed(),
-        ..Scorecard::default()
-    })
-}
-
 struct Progress {
     verbose: bool,
     reported: u64,
@@ -629,6 +599,11 @@ impl Progress {
             );
         }
         self.reported = found;
+        // What follows a refused call would only fail in its wake: stop here.
+        let (total, refused) = refusals(sim);
+        if total > 0 {
+            return Err(DemoError::Refused { total, refused });
+        }
         Ok(())
     }
 }
